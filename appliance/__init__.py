@@ -1,0 +1,1 @@
+"""The single-box appliance: provisioning, service units and the lab router."""

@@ -1,0 +1,55 @@
+"""The audit trail: who changed what, when, with before and after.
+
+Every write through the core calls :func:`record` inside the same transaction as the
+change. The actor comes from :func:`acting_as` (the web app sets the signed-in staff
+member, the CLI ``cli:<user>``); without one it is ``system``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+from core.models import AuditEvent
+
+_actor: contextvars.ContextVar[str] = contextvars.ContextVar("wispbill_actor", default="system")
+
+MASK = "********"
+
+
+@contextlib.contextmanager
+def acting_as(actor: str):
+    """Attribute the writes made inside the block to ``actor``."""
+    token = _actor.set(actor)
+    try:
+        yield
+    finally:
+        _actor.reset(token)
+
+
+def current_actor() -> str:
+    """The actor writes are attributed to right now."""
+    return _actor.get()
+
+
+def record(action: str, object_type: str, object_id=None, before=None, after=None) -> AuditEvent:
+    """Write one audit event; call it inside the transaction of the change it describes."""
+    return AuditEvent.create(
+        actor=current_actor(),
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        before=before,
+        after=after,
+    )
+
+
+def snapshot(instance, exclude=()) -> dict:
+    """A model row as a JSON-friendly dict for ``before``/``after``, minus ``exclude`` fields."""
+    data = {}
+    for name in instance._meta.fields:
+        if name in exclude:
+            continue
+        value = instance.__data__.get(name)
+        data[name] = value if isinstance(value, (int, str, bool, type(None))) else str(value)
+    return data

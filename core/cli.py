@@ -1,0 +1,354 @@
+"""The ``wispbill`` command: set-up, serving, scheduling and enough to run the system from a shell.
+
+Bad arguments exit with code 2 and a one-line reason; an unreachable database or an
+out-of-date schema exits with code 1 and one line saying so. List commands take
+``--json``. Plugins add commands through the ``register_commands`` hook.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+
+import click
+
+from core import __version__, audit, catalog, customers, migrations, users
+from core.config import configure_logging, load_config
+from core.db import bind, check_connection, database, redact
+from core.errors import ConfigError, NotFound, ValidationError, WispbillError
+from core.models import PLAN_KINDS, PLAN_PERIODS, USER_ROLES, User
+from core.plugins import build_manager, get_manager, set_manager
+
+
+class Group(click.Group):
+    """A click group that turns the core's errors into one clear line and an exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (ValidationError, NotFound) as exc:
+            raise click.UsageError(str(exc), ctx) from None
+        except ConfigError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = 2
+            raise error from None
+        except WispbillError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def open_database(require_current: bool = True):
+    """Bind and check the configured database; with ``require_current``, refuse an old schema."""
+    config = load_config()
+    configure_logging(config)
+    bind(config.database_url)
+    check_connection(config.database_url)
+    if require_current:
+        current, latest = migrations.current_version(database.obj), migrations.latest_version()
+        if current < latest:
+            raise click.ClickException(
+                f"database schema is at version {current}, this code needs {latest}: run 'wispbill migrate'")
+    return config
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wispbill")
+def cli():
+    """wispbill: billing for community ISPs and WISPs."""
+
+
+@cli.command()
+@click.option("--check", is_flag=True, help="Only report; exit 1 if migrations are pending.")
+def migrate(check):
+    """Apply the schema migrations that are missing (safe to re-run)."""
+    open_database(require_current=False)
+    if check:
+        waiting = migrations.pending(database.obj)
+        if waiting:
+            raise click.ClickException(f"{len(waiting)} migration(s) pending: "
+                                       + ", ".join(f"{m.version:04d}_{m.name}" for m in waiting))
+        click.echo(f"schema up to date (version {migrations.current_version(database.obj)})")
+        return
+    applied = migrations.migrate(database.obj)
+    for m in applied:
+        click.echo(f"applied {m.version:04d}_{m.name}")
+    click.echo(f"schema at version {migrations.current_version(database.obj)}")
+
+
+@cli.command()
+@click.option("--admin-user", default="admin", show_default=True, help="Username of the first admin.")
+@click.option("--admin-password", help="Password of the first admin (default: generate one and print it once).")
+@click.option("--demo", is_flag=True, help="Also load demo plans and customers.")
+@click.option("--currency", default="USD", show_default=True, help="Currency of the demo data.")
+def init(admin_user, admin_password, demo, currency):
+    """Create the database, migrate it and create the first admin."""
+    config = open_database(require_current=False)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    applied = migrations.migrate(database.obj)
+    click.echo(f"database {redact(config.database_url)}: schema at version "
+               f"{migrations.current_version(database.obj)} ({len(applied)} migration(s) applied)")
+    with audit.acting_as(_actor()):
+        if User.select().exists():
+            if admin_password:
+                raise click.UsageError("staff users already exist; --admin-password applies to a new database only")
+            click.echo("staff users already exist; no admin created")
+        else:
+            password = admin_password or users.generate_password()
+            users.create(admin_user, password, role="admin")
+            click.echo(f"admin login: {admin_user}")
+            if not admin_password:
+                click.echo(f"admin password: {password}  (shown once; change it after signing in)")
+        if demo:
+            from core import demo as demo_data
+
+            plans, people = demo_data.load(currency)
+            click.echo(f"demo data: {plans} plan(s), {people} customer(s) added")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
+def serve(host, port, threads):
+    """Serve the web app with a production WSGI server (waitress)."""
+    import waitress
+
+    from core.web import create_app
+
+    open_database()
+    app = create_app()
+    click.echo(f"serving on http://{'[' + host + ']' if ':' in host else host}:{port}")
+    waitress.serve(app, host=host, port=port, threads=threads, ident="wispbill")
+
+
+@cli.command()
+@click.option("--list", "list_jobs", is_flag=True, help="List the registered jobs and exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --list: print JSON.")
+def scheduler(list_jobs, as_json):
+    """Run the scheduled jobs of the core and the plugins."""
+    from core import scheduler as sched
+
+    open_database()
+    jobs = sched.collect_jobs()
+    if list_jobs:
+        rows = [{"id": j.id, "trigger": j.trigger, "schedule": j.schedule, "description": j.description}
+                for j in jobs]
+        if as_json:
+            _emit_json(rows)
+        else:
+            for r in rows:
+                click.echo(f"{r['id']}\t{r['trigger']} {json.dumps(r['schedule'])}\t{r['description']}")
+            if not rows:
+                click.echo("no jobs registered")
+        return
+    database.close()
+    click.echo(f"scheduler starting with {len(jobs)} job(s)")
+    try:
+        sched.build_scheduler(jobs).start()
+    except (KeyboardInterrupt, SystemExit):
+        click.echo("scheduler stopped")
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_cmd(as_json):
+    """List loaded plugins, where they came from and the hooks they implement."""
+    pm = get_manager()
+    loaded = [vars(p) for p in pm.report()]
+    failed = [vars(f) for f in pm.failures]
+    if as_json:
+        _emit_json({"plugins": loaded, "failed": failed})
+        return
+    for p in loaded:
+        click.echo(f"{p['name']} {p['version']} [{p['source']}]")
+        click.echo(f"    hooks: {', '.join(p['hooks']) or '(none)'}")
+    for f in failed:
+        click.echo(f"FAILED {f['name']} [{f['source']}]: {f['error']}")
+
+
+# --- customers ---------------------------------------------------------------------
+
+@cli.group(cls=Group)
+def customers_group():
+    """Add and list customers."""
+
+
+cli.add_command(customers_group, "customers")
+
+
+@customers_group.command("add")
+@click.option("--name", required=True)
+@click.option("--currency", required=True, help="ISO 4217 code, e.g. KES, USD.")
+@click.option("--email")
+@click.option("--phone")
+@click.option("--address")
+@click.option("--terms-days", default="14", show_default=True, help="Days between invoice and due date.")
+@click.option("--account-number", help="Default: the next number of the account series.")
+@click.option("--tax-region")
+@click.option("--tax-exempt", is_flag=True)
+@click.option("--tax-exemption-ref")
+@click.option("--json", "as_json", is_flag=True)
+def customers_add(as_json, **options):
+    """Create a customer."""
+    open_database()
+    with audit.acting_as(_actor()):
+        customer = customers.add(**options)
+    if as_json:
+        _emit_json(customers.as_dict(customer))
+    else:
+        click.echo(f"created customer {customer.account_number} ({customer.name})")
+
+
+@customers_group.command("list")
+@click.option("--search", "query", help="Match name, account number, e-mail or phone.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True)
+def customers_list(query, limit, as_json):
+    """List customers by name."""
+    open_database()
+    rows = customers.search(query, limit=limit)
+    if as_json:
+        _emit_json([customers.as_dict(c) for c in rows])
+        return
+    for c in rows:
+        click.echo(f"{c.account_number}\t{c.name}\t{c.currency}\t{c.state}\t{c.email or ''}")
+
+
+# --- plans -------------------------------------------------------------------------
+
+@cli.group(cls=Group)
+def plans_group():
+    """Add and list plans."""
+
+
+cli.add_command(plans_group, "plans")
+
+
+@plans_group.command("add")
+@click.option("--code", required=True, help="Short identifier, e.g. home-10.")
+@click.option("--name", required=True)
+@click.option("--kind", required=True, type=click.Choice(PLAN_KINDS))
+@click.option("--price", required=True, help="Price per period, e.g. 2,500.00.")
+@click.option("--currency", required=True)
+@click.option("--period", default="monthly", show_default=True, type=click.Choice(PLAN_PERIODS))
+@click.option("--period-days", help="Length of a 'days' pass.")
+@click.option("--setup-fee", default="0", show_default=True)
+@click.option("--tax-category", default="standard", show_default=True)
+@click.option("--download-kbps")
+@click.option("--upload-kbps")
+@click.option("--data-cap-mb")
+@click.option("--fup-download-kbps")
+@click.option("--fup-upload-kbps")
+@click.option("--overage-per-gb")
+@click.option("--json", "as_json", is_flag=True)
+def plans_add(as_json, **options):
+    """Create a plan (or the next version of an existing code)."""
+    open_database()
+    with audit.acting_as(_actor()):
+        plan = catalog.add(**options)
+    if as_json:
+        _emit_json(catalog.as_dict(plan))
+    else:
+        click.echo(f"created plan {plan.code} v{plan.version} ({plan.name})")
+
+
+@plans_group.command("list")
+@click.option("--all", "include_inactive", is_flag=True, help="Include retired plans.")
+@click.option("--json", "as_json", is_flag=True)
+def plans_list(include_inactive, as_json):
+    """List the newest version of each plan."""
+    open_database()
+    rows = catalog.listing(include_inactive)
+    if as_json:
+        _emit_json([catalog.as_dict(p) for p in rows])
+        return
+    from core.money import Money
+
+    for p in rows:
+        click.echo(f"{p.code}\tv{p.version}\t{p.kind}\t{p.period}\t{Money(p.price_minor, p.currency)}\t{p.name}")
+
+
+# --- settings ----------------------------------------------------------------------
+
+@cli.group(cls=Group)
+def settings_group():
+    """Show and change the settings that the core and plugins declare."""
+
+
+cli.add_command(settings_group, "settings")
+
+
+@settings_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def settings_list(as_json):
+    """List every declared setting with its value (secrets masked)."""
+    from core import settings
+
+    open_database()
+    rows = settings.listing()
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['key']}\t{r['value']}\t{r['label']}")
+
+
+@settings_group.command("set")
+@click.argument("key")
+@click.argument("value")
+def settings_set(key, value):
+    """Set KEY to VALUE (checked by the setting's declaration)."""
+    from core import settings
+
+    open_database()
+    with audit.acting_as(_actor()):
+        settings.set_value(key, value)
+    click.echo(f"{key} set")
+
+
+@cli.group(cls=Group)
+def users_group():
+    """Manage staff users."""
+
+
+cli.add_command(users_group, "users")
+
+
+@users_group.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(USER_ROLES), default="admin")
+@click.password_option()
+def users_add(username, role, password):
+    """Create a staff user."""
+    open_database()
+    with audit.acting_as(_actor()):
+        users.create(username, password, role)
+    click.echo(f"created user {username} ({role})")
+
+
+def main(argv=None):
+    """Entry point of the console script: load plugins, let them add commands, run."""
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    pm = build_manager(blocked=config.disable_plugins)
+    set_manager(pm)
+    pm.call_all("register_commands", cli=cli)
+    return cli.main(args=argv, prog_name="wispbill")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The database: one peewee ``DatabaseProxy`` initialised from a URL.
+
+SQLite (the default, a file in the data directory) runs in WAL mode with foreign keys
+on; PostgreSQL is used through psycopg 3. Code opens a connection per request and per
+job with :func:`connection` and wraps every write in ``database.atomic()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import peewee
+from playhouse.db_url import parse as parse_url
+
+from core.config import validate_database_url
+from core.errors import DatabaseUnavailable
+
+database = peewee.DatabaseProxy()
+
+SQLITE_PRAGMAS = (
+    ("foreign_keys", 1),
+    ("busy_timeout", 10000),
+    ("synchronous", "normal"),
+)
+
+
+class SqliteDatabase(peewee.SqliteDatabase):
+    """SQLite that switches a new file to WAL mode safely when several connections open it at once."""
+
+    def _set_pragmas(self, conn):
+        super()._set_pragmas(conn)
+        if self.database == ":memory:":
+            return
+        # Changing the journal mode needs the file to itself and does not wait on the
+        # busy handler, so a second connection opening a brand-new file retries here.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode.lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = wal")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages and logs."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def make_database(url: str) -> peewee.Database:
+    """Build (but do not connect) the peewee database that ``url`` names."""
+    validate_database_url(url)
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else parsed.path
+        if path != ":memory:":
+            path = str(Path(path))
+        return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
+    params = parse_url(url)
+    name = params.pop("database")
+    params.setdefault("connect_timeout", 5)
+    return peewee.PostgresqlDatabase(name, prefer_psycopg3=True, autorollback=False, **params)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    return text.splitlines()[0]
+
+
+def bind(url: str) -> peewee.Database:
+    """Point the shared ``database`` proxy at ``url`` and return the real database."""
+    db = make_database(url)
+    database.initialize(db)
+    return db
+
+
+def check_connection(url: str | None = None) -> None:
+    """Open and close a connection; raise :class:`DatabaseUnavailable` in one line if it fails."""
+    db = database.obj if url is None else make_database(url)
+    target = redact(url) if url else "the database"
+    if isinstance(db, peewee.SqliteDatabase) and db.database != ":memory:":
+        parent = Path(db.database).parent
+        if not parent.is_dir():
+            raise DatabaseUnavailable(f"cannot open {target}: directory {parent} does not exist")
+    try:
+        with connection(db):
+            db.execute_sql("SELECT 1")
+    except peewee.PeeweeException as exc:
+        raise DatabaseUnavailable(f"cannot reach {target}: {_first_line(exc)}") from None
+    except Exception as exc:  # driver errors that peewee does not wrap
+        if isinstance(exc, DatabaseUnavailable):
+            raise
+        raise DatabaseUnavailable(f"cannot reach {target}: {_first_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def connection(db=None):
+    """Hold a connection for the length of the block, reusing one that is already open."""
+    db = db or database
+    opened = db.connect(reuse_if_open=True)
+    try:
+        yield db
+    finally:
+        if opened and not db.is_closed():
+            db.close()
+
+
+def backend_name(db=None) -> str:
+    """``sqlite`` or ``postgresql`` for the bound (or given) database."""
+    db = db or database.obj
+    return "postgresql" if isinstance(db, peewee.PostgresqlDatabase) else "sqlite"
+
+
+def table_names(db=None) -> list[str]:
+    """Tables in the database (on PostgreSQL, in the current schema of ``search_path``)."""
+    db = db or database.obj
+    if isinstance(db, peewee.PostgresqlDatabase):
+        rows = db.execute_sql("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1")
+        return [r[0] for r in rows.fetchall()]
+    return db.get_tables()

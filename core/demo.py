@@ -1,0 +1,40 @@
+"""Demo data for ``make demo``: a few plans and customers to click through."""
+
+from __future__ import annotations
+
+from core import catalog, customers
+from core.models import Customer, Plan
+
+DEMO_PLANS = (
+    dict(code="home-10", name="Home 10 Mbps", kind="internet", price="25.00", download_kbps=10_000, upload_kbps=2_000),
+    dict(code="home-50", name="Home 50 Mbps", kind="internet", price="45.00", download_kbps=50_000,
+         upload_kbps=10_000, setup_fee="20.00"),
+    dict(code="lite-capped", name="Lite 20 GB", kind="internet", price="12.00", download_kbps=5_000,
+         upload_kbps=1_000, data_cap_mb=20_480, fup_download_kbps=512, fup_upload_kbps=256, overage_per_gb="1.00"),
+    dict(code="week-pass", name="7-day pass", kind="internet", price="7.00", period="days", period_days=7,
+         download_kbps=8_000, upload_kbps=2_000),
+    dict(code="tv-basic", name="TV Basic", kind="tv", price="10.00"),
+    dict(code="static-ip", name="Static IP", kind="vas", price="5.00"),
+)
+
+DEMO_CUSTOMERS = (
+    dict(name="Amina Wanjiru", email="amina@example.net", phone="+254 700 000 001"),
+    dict(name="Brian Otieno", email="brian@example.net", phone="+254 700 000 002"),
+    dict(name="Chidi Okafor", email="chidi@example.net"),
+    dict(name="Dina Naidoo", phone="+27 82 000 0004"),
+    dict(name="Elif Schmidt", email="elif@example.net", terms_days=7),
+)
+
+
+def load(currency: str = "USD") -> tuple[int, int]:
+    """Create the demo plans and customers unless present; return how many of each were made."""
+    plans = customers_made = 0
+    for spec in DEMO_PLANS:
+        if not Plan.select().where(Plan.code == spec["code"]).exists():
+            catalog.add(currency=currency, **spec)
+            plans += 1
+    for spec in DEMO_CUSTOMERS:
+        if not Customer.select().where(Customer.name == spec["name"]).exists():
+            customers.add(currency=currency, **spec)
+            customers_made += 1
+    return plans, customers_made

@@ -1,0 +1,50 @@
+"""Domain events: written to an outbox with the change, handed to plugins after commit.
+
+:func:`emit` must run inside the transaction of the change, so an event exists exactly
+when its change does. :func:`dispatch_pending` offers undelivered events to every
+``handle_event`` implementation; an event whose handler raised stays pending (with the
+error) and is offered again, so handlers must be idempotent on ``event.id``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from core.clock import utcnow
+from core.db import database
+from core.hooktypes import DomainEvent
+from core.models import Event
+from core.plugins import get_manager
+
+_NAME = re.compile(r"^[a-z_]+\.[a-z_]+$")
+MAX_ATTEMPTS = 20
+
+
+def emit(name: str, payload: dict) -> Event:
+    """Record event ``name`` (``noun.verb``) in the outbox of the current transaction."""
+    if not _NAME.match(name):
+        raise ValueError(f"event name {name!r} must look like 'invoice.issued'")
+    if not database.in_transaction():
+        raise RuntimeError("events.emit must run inside the transaction of the change")
+    return Event.create(name=name, payload=payload)
+
+
+def dispatch_pending(pm=None, limit: int = 500) -> int:
+    """Offer pending events to plugins in order; return how many were delivered."""
+    pm = pm or get_manager()
+    delivered = 0
+    pending = (Event.select()
+               .where(Event.dispatched_at.is_null() & (Event.attempts < MAX_ATTEMPTS))
+               .order_by(Event.id).limit(limit))
+    for row in pending:
+        event = DomainEvent(id=row.id, name=row.name, payload=row.payload, created_at=row.created_at)
+        _results, errors = pm.call_all("handle_event", event=event)
+        with database.atomic():
+            if errors:
+                Event.update(attempts=Event.attempts + 1,
+                             last_error="; ".join(str(e) for e in errors)[:2000]).where(Event.id == row.id).execute()
+            else:
+                Event.update(dispatched_at=utcnow(), attempts=Event.attempts + 1,
+                             last_error=None).where(Event.id == row.id).execute()
+                delivered += 1
+    return delivered

@@ -1,0 +1,71 @@
+"""The core's side of payment gateways: which exist, and calls routed to the right one.
+
+The core never lets a gateway write money tables: gateways answer with value objects
+(:mod:`core.hooktypes`) and the payments module records them.
+"""
+
+from __future__ import annotations
+
+from core.errors import NotFound, PluginError, ValidationError
+from core.hooktypes import GatewayInfo, Notification, PaymentNotice, PaymentRequest, PaymentStart, RefundResult
+from core.plugins import get_manager
+
+
+def available(pm=None) -> dict[str, GatewayInfo]:
+    """Every gateway the plugins describe, by name."""
+    pm = pm or get_manager()
+    found: dict[str, GatewayInfo] = {}
+    results, _errors = pm.call_all("gateway_describe")
+    for plugin, answer in results:
+        for info in answer if isinstance(answer, (list, tuple)) else [answer]:
+            if not isinstance(info, GatewayInfo):
+                raise PluginError(plugin, "gateway_describe", f"expected GatewayInfo, got {info!r}")
+            if info.name in found:
+                raise PluginError(plugin, "gateway_describe", f"gateway {info.name!r} is already provided")
+            found[info.name] = info
+    return found
+
+
+def _require(name: str, pm) -> GatewayInfo:
+    gateways = available(pm)
+    if name not in gateways:
+        raise NotFound(f"no payment gateway named {name!r}")
+    return gateways[name]
+
+
+def _answer(pm, hook, name, expected, **kwargs):
+    plugin, answer = pm.call_first(hook, gateway=name, **kwargs)
+    if answer is None:
+        raise PluginError("?", hook, f"no plugin handled gateway {name!r}")
+    if not isinstance(answer, expected):
+        raise PluginError(plugin, hook, f"expected {expected}, got {answer!r}")
+    return answer
+
+
+def start_payment(name: str, request: PaymentRequest, pm=None) -> PaymentStart:
+    """Start a payment through gateway ``name``; refuses a currency it does not take."""
+    pm = pm or get_manager()
+    info = _require(name, pm)
+    if info.currencies and request.amount.currency not in info.currencies:
+        raise ValidationError(f"gateway {name!r} does not take {request.amount.currency}", "currency")
+    return _answer(pm, "gateway_start_payment", name, PaymentStart, request=request)
+
+
+def parse_notification(name: str, notification: Notification, pm=None) -> list[PaymentNotice]:
+    """Verify and read a notification for gateway ``name`` into payment notices."""
+    pm = pm or get_manager()
+    _require(name, pm)
+    notices = _answer(pm, "gateway_parse_notification", name, (list, tuple), notification=notification)
+    for notice in notices:
+        if not isinstance(notice, PaymentNotice) or notice.gateway != name:
+            raise PluginError(name, "gateway_parse_notification", f"bad notice {notice!r}")
+    return list(notices)
+
+
+def refund(name: str, payment, amount, reason: str = "", pm=None) -> RefundResult:
+    """Ask gateway ``name`` to refund ``amount`` of ``payment``."""
+    pm = pm or get_manager()
+    info = _require(name, pm)
+    if not info.can_refund:
+        raise ValidationError(f"gateway {name!r} cannot refund", "gateway")
+    return _answer(pm, "gateway_refund", name, RefundResult, payment=payment, amount=amount, reason=reason)

@@ -1,0 +1,199 @@
+"""Every hook a wispbill plugin may implement. The docstrings are the contract.
+
+Hooks are called with keyword arguments only; an implementation may accept any subset
+of the arguments named here. Single-answer hooks are ``firstresult``: plugins are asked
+in turn (installed plugins before built-ins, which are registered ``trylast``) and the
+first answer that is not ``None`` wins, so a plugin returns ``None`` for anything that is
+not its own (another gateway's name, another router kind). List hooks collect every
+plugin's answer. A plugin that raises is reported by name and the call goes on without
+it, unless the hook says otherwise. Value types live in :mod:`core.hooktypes`.
+"""
+
+from core import hookspec
+
+
+# --- lifecycle ---------------------------------------------------------------------
+
+@hookspec
+def register_settings():
+    """Declare settings the plugin needs.
+
+    Returns a list of :class:`core.hooktypes.SettingSpec`. Keys must be unique across all
+    plugins and should start with the plugin's name (``mpesa.shortcode``). The core stores
+    the values, validates them with ``SettingSpec.parse`` when an operator sets them, and
+    masks ``secret`` ones everywhere they are shown. Read values with
+    ``core.settings.get(key)``.
+    """
+
+
+@hookspec
+def register_jobs():
+    """Declare scheduled jobs.
+
+    Returns a list of :class:`core.hooktypes.Job`. Job ids must be unique across all
+    plugins and should start with the plugin's name. ``wispbill scheduler`` runs them;
+    each run gets its own database connection and must be safe to repeat (a job may run
+    again after a crash or on another scheduler instance).
+    """
+
+
+@hookspec
+def register_routes():
+    """Add web pages or endpoints.
+
+    Returns a list of ``flask.Blueprint`` objects, registered on the app at start-up.
+    Give each blueprint a ``url_prefix`` of its own (``/plugins/<name>``); the core's
+    CSRF protection and staff login apply to them as to core routes.
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands to the ``wispbill`` CLI.
+
+    ``cli`` is the root ``click.Group``; add commands or groups with ``cli.add_command``.
+    Returns nothing. Use ``click.UsageError`` (exit code 2) for bad arguments.
+    """
+
+
+@hookspec
+def handle_event(event):
+    """React to a domain event after the transaction that raised it committed.
+
+    ``event`` is a :class:`core.hooktypes.DomainEvent` (``invoice.issued``,
+    ``payment.received``, ``service.suspended``, ...). Return value is ignored. Delivery
+    is at least once: an event whose handler raised is offered again later to every
+    plugin, so handlers must be idempotent on ``event.id``.
+    """
+
+
+# --- payment gateways --------------------------------------------------------------
+
+@hookspec
+def gateway_describe():
+    """Describe the payment gateway(s) this plugin provides.
+
+    Returns a :class:`core.hooktypes.GatewayInfo`, a list of them, or ``None``. Gateway
+    names must be unique; the core refuses a second gateway of the same name.
+    """
+
+
+@hookspec(firstresult=True)
+def gateway_start_payment(gateway, request):
+    """Start collecting a payment through gateway ``gateway`` (its name).
+
+    ``request`` is a :class:`core.hooktypes.PaymentRequest`. Return ``None`` unless
+    ``gateway`` is yours; otherwise a :class:`core.hooktypes.PaymentStart` with a
+    redirect URL for the payer or a message saying what happens next (a push to the
+    phone). Never record money here: the payment exists when its notification arrives.
+    Raise ``core.errors.ValidationError`` for a request the gateway cannot take (a
+    currency it does not support, a missing phone number).
+    """
+
+
+@hookspec(firstresult=True)
+def gateway_parse_notification(gateway, notification):
+    """Verify and read a notification (webhook or callback) sent to gateway ``gateway``.
+
+    ``notification`` is a :class:`core.hooktypes.Notification` holding the raw body and
+    headers. Return ``None`` unless ``gateway`` is yours; otherwise a list of
+    :class:`core.hooktypes.PaymentNotice` (empty for a notification that carries no
+    money, such as an event type you ignore). Raise ``core.errors.ValidationError`` when
+    the signature or the content is wrong: the core answers 400 and records nothing. The
+    same notification may arrive many times; the core records each notice once on
+    (gateway, reference), so return the same reference every time.
+    """
+
+
+@hookspec(firstresult=True)
+def gateway_refund(gateway, payment, amount, reason):
+    """Refund ``amount`` (a Money) of a recorded payment through gateway ``gateway``.
+
+    ``payment`` is the core's ``Payment`` row (read it, never write it); ``reason`` is
+    free text. Return ``None`` unless ``gateway`` is yours; otherwise a
+    :class:`core.hooktypes.RefundResult`. Raise ``core.errors.ValidationError`` when the
+    gateway refuses; the core then records nothing.
+    """
+
+
+# --- pricing and tax ---------------------------------------------------------------
+
+@hookspec
+def pricing_adjustments(invoice):
+    """Add discounts or surcharges to an invoice being rated.
+
+    ``invoice`` is a :class:`core.hooktypes.DraftInvoice` with the recurring, setup and
+    usage lines already rated. Returns a list of :class:`core.hooktypes.Adjustment`
+    (negative amounts for discounts) in the invoice's currency, or ``None``. The core
+    adds them as lines; a discount never takes an invoice below zero.
+    """
+
+
+@hookspec(firstresult=True)
+def tax_lines(invoice):
+    """Compute the tax of an invoice being rated.
+
+    ``invoice`` is a :class:`core.hooktypes.DraftInvoice` including pricing
+    adjustments. Return ``None`` if you do not handle ``invoice.tax_region``; otherwise a
+    list of :class:`core.hooktypes.TaxLine` in the invoice's currency, one per tax and
+    rate, already rounded (an empty list means no tax is due, for example for an exempt
+    customer). The first plugin that answers decides.
+    """
+
+
+# --- router enforcement ------------------------------------------------------------
+
+@hookspec
+def enforcer_describe():
+    """Describe the kind of router this plugin enforces on.
+
+    Returns a :class:`core.hooktypes.EnforcerInfo` or ``None``. A router row's ``kind``
+    selects its enforcer; kinds must be unique across plugins.
+    """
+
+
+@hookspec(firstresult=True)
+def enforcer_read_state(router):
+    """Read what router ``router`` (a ``Router`` row) holds for subscribers.
+
+    Return ``None`` unless ``router.kind`` is yours; otherwise a list of
+    :class:`core.hooktypes.SubscriberState`, one per subscriber the plugin manages on that
+    router (entries it does not manage are left out). Raise ``ConnectionError`` (or
+    ``OSError``) when the router cannot be reached: the core retries later with backoff.
+    """
+
+
+@hookspec(firstresult=True)
+def enforcer_apply(router, changes):
+    """Make router ``router`` match the desired state by applying ``changes``.
+
+    ``changes`` is a list of :class:`core.hooktypes.Change` computed by the core from the
+    difference between desired and read state. Return ``None`` unless ``router.kind`` is
+    yours; otherwise a :class:`core.hooktypes.ApplyResult`. Applying a change that is
+    already in place must succeed (idempotence). A change that fails goes into
+    ``ApplyResult.failed``; the core keeps it desired and retries.
+    """
+
+
+# --- usage -------------------------------------------------------------------------
+
+@hookspec
+def usage_collect(since):
+    """Collect traffic counters since ``since`` (a naive UTC datetime, or ``None``: all).
+
+    Returns a list of :class:`core.hooktypes.UsageSample` or ``None``. The core stores
+    each sample once per (source, external_id) and ignores samples for unknown services,
+    so returning overlapping samples is harmless.
+    """
+
+
+# --- notifications -----------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def notify(message):
+    """Deliver ``message`` (a :class:`core.hooktypes.Message`) on its channel.
+
+    Return ``None`` if you do not deliver ``message.channel``; otherwise a
+    :class:`core.hooktypes.Delivery`. Raise an exception when delivery failed; the core
+    records the failure and may retry. The first notifier that answers delivers.
+    """

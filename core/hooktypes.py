@@ -1,0 +1,271 @@
+"""Value objects that cross the plugin boundary: what hooks receive and return.
+
+They are plain frozen dataclasses so that a plugin needs nothing but ``core`` to build
+them, and so that the core can check a plugin's answer before it trusts it. Money is
+always a :class:`core.money.Money`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable
+
+from core.money import Money
+
+
+# --- lifecycle ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """A setting a plugin (or the core) declares; the core stores and validates it.
+
+    ``key`` is dotted and starts with the plugin's own prefix (``stripe.api_key``).
+    ``secret`` values are never shown back in the UI, the API or the CLI.
+    ``parse`` turns the text an operator typed into the stored value, raising
+    ``ValueError`` with a message for bad input.
+    """
+
+    key: str
+    label: str
+    default: Any = None
+    secret: bool = False
+    help: str = ""
+    parse: Callable[[str], Any] = str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A scheduled job: ``func()`` runs on ``trigger`` (``interval`` or ``cron``) with ``schedule`` kwargs."""
+
+    id: str
+    func: Callable[[], Any]
+    trigger: str = "interval"
+    schedule: dict = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """A domain event as plugins see it: ``name`` like ``invoice.issued``, JSON ``payload``."""
+
+    id: int
+    name: str
+    payload: dict
+    created_at: dt.datetime
+
+
+# --- gateways ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GatewayInfo:
+    """What a payment gateway is and can do."""
+
+    name: str
+    label: str
+    currencies: tuple[str, ...] = ()  # empty: any currency
+    settings: tuple[SettingSpec, ...] = ()
+    can_refund: bool = False
+    can_charge_saved_method: bool = False
+    interactive: bool = True  # False for gateways staff record by hand
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    """A request to collect ``amount`` from a customer, for an invoice or as a top-up."""
+
+    customer_id: int
+    amount: Money
+    reference: str
+    description: str
+    invoice_id: int | None = None
+    return_url: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentStart:
+    """How a started payment continues: a page to send the payer to, or a push to their phone."""
+
+    gateway: str
+    reference: str
+    redirect_url: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """An incoming gateway notification (webhook or callback) exactly as received."""
+
+    gateway: str
+    body: bytes
+    headers: dict
+    query: dict = field(default_factory=dict)
+    remote_addr: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentNotice:
+    """A verified fact from a gateway, for the core to record idempotently on (gateway, reference).
+
+    ``kind`` is ``payment`` (money received), ``failure`` (an attempt failed) or ``refund``
+    (money returned; ``refund_of`` names the original payment reference).
+    """
+
+    gateway: str
+    reference: str
+    kind: str
+    amount: Money
+    customer_id: int | None = None
+    account: str | None = None
+    invoice_id: int | None = None
+    refund_of: str | None = None
+    received_at: dt.datetime | None = None
+    method: str | None = None
+    payer: str | None = None
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """A refund accepted by the gateway, with the gateway's own reference for it."""
+
+    gateway: str
+    reference: str
+    amount: Money
+    status: str = "succeeded"  # or "pending"
+
+
+# --- pricing and tax ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DraftLine:
+    """A line of an invoice being rated."""
+
+    kind: str
+    description: str
+    amount: Money
+    tax_category: str = "standard"
+    service_id: int | None = None
+    plan_code: str | None = None
+    plan_kind: str | None = None
+    quantity: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True)
+class DraftInvoice:
+    """An invoice before it is issued, as pricing and tax plugins see it."""
+
+    customer_id: int
+    currency: str
+    issue_date: dt.date
+    lines: tuple[DraftLine, ...]
+    tax_region: str | None = None
+    tax_exempt: bool = False
+    tax_inclusive: bool = False
+    promo_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """A discount (negative) or surcharge (positive) line a pricing plugin adds."""
+
+    description: str
+    amount: Money
+    tax_category: str = "standard"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class TaxLine:
+    """Tax at one rate on an invoice: ``taxable`` base and the rounded ``tax``."""
+
+    name: str
+    rate: Decimal
+    taxable: Money
+    tax: Money
+    compound: bool = False
+    source: str = ""
+
+
+# --- routers and usage -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EnforcerInfo:
+    """An enforcer plugin: the ``kind`` of router it drives and the settings it needs."""
+
+    kind: str
+    label: str
+    settings: tuple[SettingSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class SubscriberState:
+    """What a router holds (or should hold) for one subscriber, keyed by ``key``.
+
+    ``state`` is ``active``, ``throttled`` or ``suspended``; ``rate`` is
+    ``(down_kbps, up_kbps)`` or ``None`` for no limit.
+    """
+
+    key: str
+    state: str
+    address: str | None = None
+    rate: tuple[int, int] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change for an enforcer to make: ``action`` is ``set`` (add or update) or ``remove``."""
+
+    action: str
+    subscriber: SubscriberState
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What an enforcer applied: keys done, and keys that failed with their error."""
+
+    applied: tuple[str, ...] = ()
+    failed: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UsageSample:
+    """Bytes counted for a service between two times by one usage source.
+
+    ``external_id`` is unique within ``source``: the core stores a sample once however
+    often it is collected.
+    """
+
+    source: str
+    external_id: str
+    service_id: int
+    period_start: dt.datetime
+    period_end: dt.datetime
+    bytes_in: int
+    bytes_out: int
+
+
+# --- notifications -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Message:
+    """A message to deliver on ``channel`` (``email``, ``sms``, ...) to ``to``."""
+
+    channel: str
+    to: str
+    subject: str
+    body: str
+    customer_id: int | None = None
+    template: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A notifier's receipt: which notifier delivered the message and its reference."""
+
+    notifier: str
+    reference: str | None = None

@@ -1,0 +1,435 @@
+"""The tables of the whole domain and the constraints that keep the data honest.
+
+Money is always a pair of columns: an integer amount in minor units (``*_minor``) and an
+ISO 4217 ``currency``; there are no float columns. Timestamps are naive UTC. Rates and
+quantities that are not money are stored as ``Decimal`` text-exact NUMERIC columns.
+The schema itself is created by the numbered migrations in ``core/migrations``; a test
+checks that these classes and the migrated schema agree column for column.
+"""
+
+from __future__ import annotations
+
+import json
+
+import peewee as pw
+
+from core.clock import utcnow
+from core.db import database
+
+CURRENCY_CHECK = "length(currency) = 3 AND upper(currency) = currency"
+
+
+class JSONText(pw.TextField):
+    """JSON stored as text, the same on SQLite and PostgreSQL."""
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+    def python_value(self, value):
+        if value is None:
+            return None
+        return json.loads(value)
+
+
+def _choices_check(column: str, values) -> pw.Check:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return pw.Check(f"{column} IN ({quoted})")
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+# --- settings and staff -------------------------------------------------------------
+
+class Setting(BaseModel):
+    """A stored setting of the core or of a plugin; ``value`` is JSON."""
+
+    key = pw.CharField(primary_key=True, max_length=200)
+    value = JSONText(null=True)
+    secret = pw.BooleanField(default=False)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+USER_ROLES = ("admin", "billing", "support", "readonly")
+
+
+class User(BaseModel):
+    """A staff member who signs in to the console."""
+
+    username = pw.CharField(max_length=150, unique=True)
+    password_hash = pw.CharField(max_length=255)
+    role = pw.CharField(max_length=20, default="admin", constraints=[_choices_check("role", USER_ROLES)])
+    active = pw.BooleanField(default=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    last_login_at = pw.DateTimeField(null=True)
+
+
+# --- customers and catalog ----------------------------------------------------------
+
+ACCOUNT_STATES = ("active", "reminded", "throttled", "suspended", "terminated")
+
+
+class Customer(BaseModel):
+    """A subscriber account: who is billed, in which currency, and its account state."""
+
+    account_number = pw.CharField(max_length=40, unique=True)
+    name = pw.CharField(max_length=200)
+    email = pw.CharField(max_length=254, null=True)
+    phone = pw.CharField(max_length=40, null=True)
+    address = pw.TextField(null=True)
+    currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
+    terms_days = pw.IntegerField(default=14, constraints=[pw.Check("terms_days >= 0")])
+    tax_region = pw.CharField(max_length=40, null=True)
+    tax_exempt = pw.BooleanField(default=False)
+    tax_exemption_ref = pw.CharField(max_length=100, null=True)
+    state = pw.CharField(max_length=20, default="active", index=True,
+                         constraints=[_choices_check("state", ACCOUNT_STATES)])
+    notes = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+PLAN_KINDS = ("internet", "tv", "phone", "vas")
+PLAN_PERIODS = ("monthly", "weekly", "daily", "days")
+
+
+class Plan(BaseModel):
+    """A priced offer. A price change makes a new row with the same ``code`` and a higher ``version``."""
+
+    code = pw.CharField(max_length=60)
+    version = pw.IntegerField(default=1, constraints=[pw.Check("version >= 1")])
+    name = pw.CharField(max_length=200)
+    kind = pw.CharField(max_length=20, constraints=[_choices_check("kind", PLAN_KINDS)])
+    period = pw.CharField(max_length=10, default="monthly", constraints=[_choices_check("period", PLAN_PERIODS)])
+    period_days = pw.IntegerField(null=True, constraints=[pw.Check("period_days IS NULL OR period_days > 0")])
+    price_minor = pw.BigIntegerField(constraints=[pw.Check("price_minor >= 0")])
+    setup_fee_minor = pw.BigIntegerField(default=0, constraints=[pw.Check("setup_fee_minor >= 0")])
+    currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
+    tax_category = pw.CharField(max_length=40, default="standard")
+    download_kbps = pw.IntegerField(null=True, constraints=[pw.Check("download_kbps IS NULL OR download_kbps > 0")])
+    upload_kbps = pw.IntegerField(null=True, constraints=[pw.Check("upload_kbps IS NULL OR upload_kbps > 0")])
+    burst_download_kbps = pw.IntegerField(null=True)
+    burst_upload_kbps = pw.IntegerField(null=True)
+    data_cap_mb = pw.BigIntegerField(null=True, constraints=[pw.Check("data_cap_mb IS NULL OR data_cap_mb > 0")])
+    fup_download_kbps = pw.IntegerField(null=True)
+    fup_upload_kbps = pw.IntegerField(null=True)
+    overage_per_gb_minor = pw.BigIntegerField(null=True, constraints=[
+        pw.Check("overage_per_gb_minor IS NULL OR overage_per_gb_minor >= 0")])
+    active = pw.BooleanField(default=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("code", "version"), True),)
+        constraints = [pw.Check("period <> 'days' OR period_days IS NOT NULL")]
+
+
+class Router(BaseModel):
+    """A NAS or router that an enforcer plugin (``kind``) keeps in step with billing."""
+
+    name = pw.CharField(max_length=100, unique=True)
+    kind = pw.CharField(max_length=40)
+    host = pw.CharField(max_length=255)
+    port = pw.IntegerField(null=True, constraints=[pw.Check("port IS NULL OR (port > 0 AND port < 65536)")])
+    username = pw.CharField(max_length=100, null=True)
+    secret = pw.CharField(max_length=255, null=True)
+    use_tls = pw.BooleanField(default=False)
+    options = JSONText(null=True)
+    active = pw.BooleanField(default=True)
+    last_seen_at = pw.DateTimeField(null=True)
+    last_reconcile_at = pw.DateTimeField(null=True)
+    last_error = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+SERVICE_STATUSES = ("pending", "active", "suspended", "cancelled")
+BILLING_MODES = ("prepaid", "postpaid")
+
+
+class Service(BaseModel):
+    """A customer's subscription to one plan version, and how it reaches the network."""
+
+    customer = pw.ForeignKeyField(Customer, backref="services", on_delete="RESTRICT")
+    plan = pw.ForeignKeyField(Plan, backref="services", on_delete="RESTRICT")
+    status = pw.CharField(max_length=20, default="active", constraints=[_choices_check("status", SERVICE_STATUSES)])
+    billing_mode = pw.CharField(max_length=10, default="postpaid", constraints=[_choices_check("billing_mode", BILLING_MODES)])
+    start_date = pw.DateField()
+    end_date = pw.DateField(null=True)
+    anchor_day = pw.IntegerField(constraints=[pw.Check("anchor_day BETWEEN 1 AND 31")])
+    next_bill_date = pw.DateField(null=True, index=True)
+    price_override_minor = pw.BigIntegerField(null=True, constraints=[
+        pw.Check("price_override_minor IS NULL OR price_override_minor >= 0")])
+    router = pw.ForeignKeyField(Router, null=True, backref="services", on_delete="SET NULL")
+    username = pw.CharField(max_length=100, null=True, unique=True)
+    password = pw.CharField(max_length=255, null=True)
+    ip_address = pw.CharField(max_length=45, null=True)
+    mac_address = pw.CharField(max_length=17, null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        constraints = [pw.Check("end_date IS NULL OR end_date >= start_date")]
+
+
+# --- invoices, credit notes ---------------------------------------------------------
+
+class NumberSeries(BaseModel):
+    """A gapless numbering series (``INV-2026``, ``CN-2026``): the next number to hand out.
+
+    Numbers are taken by locking this row inside the transaction that issues the document,
+    so a rolled-back issue leaves no gap.
+    """
+
+    name = pw.CharField(primary_key=True, max_length=40)
+    next_number = pw.BigIntegerField(default=1, constraints=[pw.Check("next_number >= 1")])
+
+
+INVOICE_STATUSES = ("draft", "issued", "paid", "void")
+
+
+class Invoice(BaseModel):
+    """A bill to one customer. Once ``issued`` its lines and totals never change."""
+
+    customer = pw.ForeignKeyField(Customer, backref="invoices", on_delete="RESTRICT")
+    series = pw.CharField(max_length=40, null=True)
+    number = pw.BigIntegerField(null=True)
+    status = pw.CharField(max_length=10, default="draft", constraints=[_choices_check("status", INVOICE_STATUSES)])
+    currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
+    subtotal_minor = pw.BigIntegerField(default=0)
+    tax_minor = pw.BigIntegerField(default=0)
+    total_minor = pw.BigIntegerField(default=0)
+    issue_date = pw.DateField(null=True)
+    due_date = pw.DateField(null=True)
+    period_start = pw.DateField(null=True)
+    period_end = pw.DateField(null=True)
+    run_key = pw.CharField(max_length=100, null=True, unique=True)
+    tax_inclusive = pw.BooleanField(default=False)
+    created_at = pw.DateTimeField(default=utcnow)
+    issued_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("series", "number"), True),)
+        constraints = [
+            pw.Check("(series IS NULL) = (number IS NULL)"),
+            pw.Check("status = 'draft' OR number IS NOT NULL"),
+            pw.Check("total_minor = subtotal_minor + tax_minor OR tax_inclusive"),
+        ]
+
+    @property
+    def display_number(self) -> str | None:
+        """``INV-2026-000123`` once issued, ``None`` for a draft."""
+        return None if self.number is None else f"{self.series}-{self.number:06d}"
+
+
+LINE_KINDS = ("recurring", "setup", "proration", "oneoff", "usage", "discount", "credit")
+
+
+class InvoiceLine(BaseModel):
+    """One charge or discount on an invoice; ``amount_minor`` excludes tax unless the invoice is tax-inclusive."""
+
+    invoice = pw.ForeignKeyField(Invoice, backref="lines", on_delete="CASCADE")
+    position = pw.IntegerField()
+    kind = pw.CharField(max_length=20, constraints=[_choices_check("kind", LINE_KINDS)])
+    description = pw.CharField(max_length=300)
+    service = pw.ForeignKeyField(Service, null=True, backref="invoice_lines", on_delete="SET NULL")
+    quantity = pw.DecimalField(max_digits=18, decimal_places=6, default=1, auto_round=False)
+    unit_price_minor = pw.BigIntegerField()
+    amount_minor = pw.BigIntegerField()
+    tax_category = pw.CharField(max_length=40, default="standard")
+    period_start = pw.DateField(null=True)
+    period_end = pw.DateField(null=True)
+    source = pw.CharField(max_length=100, null=True)
+
+    class Meta:
+        indexes = ((("invoice", "position"), True),)
+
+
+class InvoiceTax(BaseModel):
+    """Tax on an invoice, one row per tax and rate, as printed on the invoice."""
+
+    invoice = pw.ForeignKeyField(Invoice, backref="taxes", on_delete="CASCADE")
+    name = pw.CharField(max_length=100)
+    rate = pw.DecimalField(max_digits=9, decimal_places=6, auto_round=False)
+    compound = pw.BooleanField(default=False)
+    taxable_minor = pw.BigIntegerField()
+    tax_minor = pw.BigIntegerField()
+    source = pw.CharField(max_length=100, null=True)
+
+
+class CreditNote(BaseModel):
+    """A correction to an issued invoice: whole or partial, numbered in its own series."""
+
+    invoice = pw.ForeignKeyField(Invoice, backref="credit_notes", on_delete="RESTRICT")
+    customer = pw.ForeignKeyField(Customer, backref="credit_notes", on_delete="RESTRICT")
+    series = pw.CharField(max_length=40)
+    number = pw.BigIntegerField()
+    currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
+    subtotal_minor = pw.BigIntegerField(constraints=[pw.Check("subtotal_minor >= 0")])
+    tax_minor = pw.BigIntegerField(default=0, constraints=[pw.Check("tax_minor >= 0")])
+    total_minor = pw.BigIntegerField(constraints=[pw.Check("total_minor > 0")])
+    reason = pw.TextField()
+    issued_at = pw.DateTimeField(default=utcnow)
+    created_by = pw.CharField(max_length=100)
+
+    class Meta:
+        indexes = ((("series", "number"), True),)
+
+
+class CreditNoteLine(BaseModel):
+    """One reversed amount on a credit note, optionally against an invoice line."""
+
+    credit_note = pw.ForeignKeyField(CreditNote, backref="lines", on_delete="CASCADE")
+    invoice_line = pw.ForeignKeyField(InvoiceLine, null=True, on_delete="RESTRICT")
+    description = pw.CharField(max_length=300)
+    amount_minor = pw.BigIntegerField(constraints=[pw.Check("amount_minor > 0")])
+    tax_minor = pw.BigIntegerField(default=0, constraints=[pw.Check("tax_minor >= 0")])
+
+
+# --- payments and the ledger --------------------------------------------------------
+
+PAYMENT_STATUSES = ("pending", "succeeded", "failed", "refunded", "partially_refunded")
+
+
+class Payment(BaseModel):
+    """Money received (or promised) through a gateway; unique per (gateway, reference)."""
+
+    customer = pw.ForeignKeyField(Customer, null=True, backref="payments", on_delete="RESTRICT")
+    gateway = pw.CharField(max_length=40)
+    reference = pw.CharField(max_length=200)
+    method = pw.CharField(max_length=40, null=True)
+    status = pw.CharField(max_length=20, default="succeeded",
+                          constraints=[_choices_check("status", PAYMENT_STATUSES)])
+    amount_minor = pw.BigIntegerField(constraints=[pw.Check("amount_minor > 0")])
+    currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
+    received_at = pw.DateTimeField(default=utcnow)
+    payer = pw.CharField(max_length=200, null=True)
+    raw = JSONText(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("gateway", "reference"), True),)
+
+
+class Allocation(BaseModel):
+    """The part of a payment (or of account credit) applied to one invoice."""
+
+    payment = pw.ForeignKeyField(Payment, backref="allocations", on_delete="RESTRICT")
+    invoice = pw.ForeignKeyField(Invoice, backref="allocations", on_delete="RESTRICT")
+    amount_minor = pw.BigIntegerField(constraints=[pw.Check("amount_minor > 0")])
+    currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("payment", "invoice"), True),)
+
+
+class Refund(BaseModel):
+    """Money returned against a payment; unique per (gateway, reference)."""
+
+    payment = pw.ForeignKeyField(Payment, backref="refunds", on_delete="RESTRICT")
+    gateway = pw.CharField(max_length=40)
+    reference = pw.CharField(max_length=200)
+    amount_minor = pw.BigIntegerField(constraints=[pw.Check("amount_minor > 0")])
+    currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
+    reason = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("gateway", "reference"), True),)
+
+
+LEDGER_KINDS = ("invoice", "payment", "credit_note", "refund", "adjustment")
+
+
+class LedgerEntry(BaseModel):
+    """One money movement on a customer's account. Positive: the customer owes more.
+
+    A customer's balance is the sum of ``amount_minor`` over their entries (per currency).
+    Entries are only ever added.
+    """
+
+    customer = pw.ForeignKeyField(Customer, backref="ledger", on_delete="RESTRICT")
+    kind = pw.CharField(max_length=20, constraints=[_choices_check("kind", LEDGER_KINDS)])
+    amount_minor = pw.BigIntegerField(constraints=[pw.Check("amount_minor <> 0")])
+    currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
+    invoice = pw.ForeignKeyField(Invoice, null=True, on_delete="RESTRICT")
+    payment = pw.ForeignKeyField(Payment, null=True, on_delete="RESTRICT")
+    credit_note = pw.ForeignKeyField(CreditNote, null=True, on_delete="RESTRICT")
+    refund = pw.ForeignKeyField(Refund, null=True, on_delete="RESTRICT")
+    description = pw.CharField(max_length=300)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+
+
+# --- usage, enforcement -------------------------------------------------------------
+
+class UsageRecord(BaseModel):
+    """Traffic counted for a service over an interval, from one usage source."""
+
+    service = pw.ForeignKeyField(Service, backref="usage", on_delete="CASCADE")
+    source = pw.CharField(max_length=40)
+    external_id = pw.CharField(max_length=200)
+    period_start = pw.DateTimeField()
+    period_end = pw.DateTimeField()
+    bytes_in = pw.BigIntegerField(default=0, constraints=[pw.Check("bytes_in >= 0")])
+    bytes_out = pw.BigIntegerField(default=0, constraints=[pw.Check("bytes_out >= 0")])
+    collected_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("source", "external_id"), True), (("service", "period_start"), False))
+        constraints = [pw.Check("period_end >= period_start")]
+
+
+ENFORCEMENT_STATES = ("active", "throttled", "suspended", "removed")
+
+
+class Enforcement(BaseModel):
+    """What a service's router should hold (desired) and what it was last seen to hold (applied)."""
+
+    service = pw.ForeignKeyField(Service, unique=True, backref="enforcement", on_delete="CASCADE")
+    router = pw.ForeignKeyField(Router, null=True, backref="enforcements", on_delete="SET NULL")
+    desired_state = pw.CharField(max_length=20, constraints=[_choices_check("desired_state", ENFORCEMENT_STATES)])
+    applied_state = pw.CharField(max_length=20, null=True)
+    desired = JSONText(null=True)
+    applied = JSONText(null=True)
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(null=True, index=True)
+    last_error = pw.TextField(null=True)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+# --- audit and events ---------------------------------------------------------------
+
+class AuditEvent(BaseModel):
+    """Who changed what, when, with the object's state before and after."""
+
+    at = pw.DateTimeField(default=utcnow, index=True)
+    actor = pw.CharField(max_length=150)
+    action = pw.CharField(max_length=100)
+    object_type = pw.CharField(max_length=60)
+    object_id = pw.CharField(max_length=60, null=True)
+    before = JSONText(null=True)
+    after = JSONText(null=True)
+
+    class Meta:
+        indexes = ((("object_type", "object_id"), False),)
+
+
+class Event(BaseModel):
+    """A domain event in the outbox: written with the change, handed to plugins after commit."""
+
+    name = pw.CharField(max_length=100)
+    payload = JSONText()
+    created_at = pw.DateTimeField(default=utcnow)
+    dispatched_at = pw.DateTimeField(null=True, index=True)
+    attempts = pw.IntegerField(default=0)
+    last_error = pw.TextField(null=True)
+
+
+ALL_MODELS = (
+    Setting, User, Customer, Plan, Router, Service, NumberSeries, Invoice, InvoiceLine,
+    InvoiceTax, CreditNote, CreditNoteLine, Payment, Allocation, Refund, LedgerEntry,
+    UsageRecord, Enforcement, AuditEvent, Event,
+)

@@ -1,0 +1,208 @@
+"""The plugin manager: built-in plugins by list, third-party ones by entry point.
+
+Built-ins (``plugins/`` and ``gateways/``) are registered first, then every entry point
+in the ``wispbill.plugins`` group. pluggy calls the most recently registered plugin
+first, so an installed plugin is asked before a built-in one. A plugin that fails to
+import, or implements a hook that does not exist, is reported by name and left out;
+the rest of the app starts. ``WISPBILL_DISABLE_PLUGINS`` blocks plugins by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+from dataclasses import dataclass, field
+
+import pluggy
+
+from core import PROJECT_NAME, __version__, hookspecs
+from core.errors import PluginError, ValidationError
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "wispbill.plugins"
+
+BUILTIN_PLUGINS = (
+    "plugins.company_settings",
+    "plugins.log_notifier",
+)
+
+
+@dataclass
+class LoadFailure:
+    """A plugin that could not be loaded, and why."""
+
+    name: str
+    source: str
+    error: str
+
+
+@dataclass
+class PluginInfo:
+    """What ``wispbill plugins`` shows for one loaded plugin."""
+
+    name: str
+    source: str
+    version: str
+    hooks: list[str] = field(default_factory=list)
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager plus where each plugin came from and what failed to load."""
+
+    def __init__(self):
+        super().__init__(PROJECT_NAME)
+        self.add_hookspecs(hookspecs)
+        self.sources: dict[str, tuple[str, str]] = {}
+        self.failures: list[LoadFailure] = []
+
+    def _unknown_hooks(self, plugin) -> list[str]:
+        unknown = []
+        for attr in dir(plugin):
+            if self.parse_hookimpl_opts(plugin, attr) is None:
+                continue
+            caller = getattr(self.hook, attr, None)
+            if caller is None or caller.spec is None:
+                unknown.append(attr)
+        return unknown
+
+    def add(self, plugin, name: str, source: str, version: str = "") -> bool:
+        """Register ``plugin`` as ``name``; record a failure instead of raising. True if loaded."""
+        if self.is_blocked(name):
+            log.info("plugin %s is disabled", name)
+            return False
+        unknown = self._unknown_hooks(plugin)
+        if unknown:
+            self._fail(name, source, f"implements unknown hook(s): {', '.join(sorted(unknown))}")
+            return False
+        try:
+            self.register(plugin, name=name)
+        except Exception as exc:  # pluggy validation errors, duplicate names
+            self._fail(name, source, str(exc))
+            return False
+        self.sources[name] = (source, version)
+        return True
+
+    def _fail(self, name: str, source: str, error: str) -> None:
+        log.error("plugin %s (%s) not loaded: %s", name, source, error)
+        self.failures.append(LoadFailure(name, source, error))
+
+    def load_builtins(self, modules=BUILTIN_PLUGINS) -> None:
+        """Import and register the built-in plugin modules."""
+        for dotted in modules:
+            name = dotted.rsplit(".", 1)[-1]
+            if self.is_blocked(name):
+                continue
+            try:
+                module = importlib.import_module(dotted)
+            except Exception as exc:
+                self._fail(name, "builtin", f"import failed: {exc.__class__.__name__}: {exc}")
+                continue
+            self.add(module, name, "builtin", __version__)
+
+    def load_entry_points(self) -> None:
+        """Import and register every plugin of the ``wispbill.plugins`` entry-point group."""
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = ep.dist
+            source = f"entry point {ep.value}" + (f" ({dist.name})" if dist else "")
+            version = dist.version if dist else ""
+            if self.is_blocked(ep.name) or ep.name in self.sources:
+                if ep.name in self.sources:
+                    self._fail(ep.name, source, "another plugin already has this name")
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self._fail(ep.name, source, f"import failed: {exc.__class__.__name__}: {exc}")
+                continue
+            self.add(plugin, ep.name, source, version)
+
+    def report(self) -> list[PluginInfo]:
+        """Every loaded plugin with its source, version and the hooks it implements."""
+        infos = []
+        for name, plugin in sorted(self.list_name_plugin(), key=lambda np: np[0]):
+            if name not in self.sources:
+                continue
+            source, version = self.sources[name]
+            hooks = sorted(caller.name for caller in (self.get_hookcallers(plugin) or []))
+            infos.append(PluginInfo(name, source, version, hooks))
+        return infos
+
+    def _impls(self, hook_name: str):
+        # pluggy calls implementations last-registered first; mirror that order.
+        return list(reversed(getattr(self.hook, hook_name).get_hookimpls()))
+
+    def call_all(self, hook_name: str, **kwargs):
+        """Call every implementation of a list hook; a failing plugin is logged and skipped.
+
+        Returns ``(results, errors)``: the non-``None`` answers paired with the plugin
+        name, and a :class:`PluginError` for each plugin that raised.
+        """
+        results, errors = [], []
+        for impl in self._impls(hook_name):
+            try:
+                value = impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except Exception as exc:
+                error = PluginError(impl.plugin_name, hook_name, exc)
+                log.exception("%s", error)
+                errors.append(error)
+                continue
+            if value is not None:
+                results.append((impl.plugin_name, value))
+        return results, errors
+
+    def call_first(self, hook_name: str, **kwargs):
+        """Ask implementations of a firstresult hook in turn; return ``(plugin, answer)``.
+
+        ``ValidationError`` from the plugin in charge passes through unchanged (it is the
+        contract for refusing input). Any other exception is logged and the next plugin is
+        asked; if no plugin answers, the first such failure is raised as a
+        :class:`PluginError`. Returns ``(None, None)`` when nobody answered.
+        """
+        failure = None
+        for impl in self._impls(hook_name):
+            try:
+                value = impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except ValidationError:
+                raise
+            except Exception as exc:
+                error = PluginError(impl.plugin_name, hook_name, exc)
+                log.exception("%s", error)
+                failure = failure or error
+                continue
+            if value is not None:
+                return impl.plugin_name, value
+        if failure is not None:
+            raise failure
+        return None, None
+
+
+def build_manager(blocked=(), builtins=BUILTIN_PLUGINS, entry_points: bool = True) -> PluginManager:
+    """A new manager with the built-ins and (unless told not to) the entry-point plugins loaded."""
+    pm = PluginManager()
+    for name in blocked:
+        pm.set_blocked(name)
+    pm.load_builtins(builtins)
+    if entry_points:
+        pm.load_entry_points()
+    return pm
+
+
+_manager: PluginManager | None = None
+
+
+def get_manager() -> PluginManager:
+    """The process-wide manager, built on first use from the configuration."""
+    global _manager
+    if _manager is None:
+        from core.config import load_config
+
+        _manager = build_manager(blocked=load_config().disable_plugins)
+    return _manager
+
+
+def set_manager(pm: PluginManager | None) -> None:
+    """Replace the process-wide manager (the app factory and tests use this)."""
+    global _manager
+    _manager = pm

@@ -1,0 +1,77 @@
+"""Settings declared by plugins (and the core's own built-in plugin), stored in the database.
+
+Only declared keys can be set. A value is parsed by its spec before it is stored, so a
+bad value is refused with a message and nothing is written. Secret values are masked in
+every listing and in the audit trail.
+"""
+
+from __future__ import annotations
+
+from core import audit
+from core.clock import utcnow
+from core.db import database
+from core.errors import PluginError, ValidationError
+from core.hooktypes import SettingSpec
+from core.models import Setting
+from core.plugins import get_manager
+
+
+def declared(pm=None) -> dict[str, SettingSpec]:
+    """Every declared setting by key. A key declared twice keeps the first and is reported."""
+    pm = pm or get_manager()
+    specs: dict[str, SettingSpec] = {}
+    results, _errors = pm.call_all("register_settings")
+    for plugin, answer in results:
+        for spec in answer:
+            if not isinstance(spec, SettingSpec):
+                raise PluginError(plugin, "register_settings", f"expected SettingSpec, got {spec!r}")
+            if spec.key in specs:
+                raise PluginError(plugin, "register_settings", f"setting {spec.key!r} is declared twice")
+            specs[spec.key] = spec
+    return specs
+
+
+def _spec(key: str, pm=None) -> SettingSpec:
+    specs = declared(pm)
+    if key not in specs:
+        raise ValidationError(f"unknown setting {key!r}", field=key)
+    return specs[key]
+
+
+def get(key: str, pm=None):
+    """The stored value of ``key``, or its declared default."""
+    spec = _spec(key, pm)
+    row = Setting.get_or_none(Setting.key == key)
+    return spec.default if row is None else row.value
+
+
+def set_value(key: str, text: str, pm=None):
+    """Parse ``text`` with the setting's spec, store it, audit it; return the stored value."""
+    spec = _spec(key, pm)
+    try:
+        value = spec.parse(text)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"{key}: {exc}", field=key) from None
+    with database.atomic():
+        row = Setting.get_or_none(Setting.key == key)
+        before = None if row is None else row.value
+        if row is None:
+            Setting.create(key=key, value=value, secret=spec.secret)
+        else:
+            Setting.update(value=value, secret=spec.secret, updated_at=utcnow()).where(Setting.key == key).execute()
+        shown = (lambda v: audit.MASK if spec.secret and v is not None else v)
+        audit.record("setting.set", "setting", key, {"value": shown(before)}, {"value": shown(value)})
+    return value
+
+
+def listing(pm=None) -> list[dict]:
+    """Every declared setting with its current value, secrets masked."""
+    rows = {s.key: s for s in Setting.select()}
+    out = []
+    for key, spec in sorted(declared(pm).items()):
+        value = rows[key].value if key in rows else spec.default
+        is_set = key in rows
+        if spec.secret and value not in (None, ""):
+            value = audit.MASK
+        out.append({"key": key, "label": spec.label, "value": value, "secret": spec.secret, "set": is_set})
+    return out

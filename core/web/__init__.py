@@ -1,0 +1,104 @@
+"""The web app: a Flask app factory with the core's blueprints and the plugins' routes.
+
+Configuration comes from :func:`core.config.load_config` (defaults, the TOML file, the
+environment), then ``test_config``. Each request holds one database connection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from flask import Flask, g, redirect, url_for
+from flask_wtf.csrf import CSRFProtect
+from htmx_flask import Htmx
+
+from core import __version__, audit
+from core.config import configure_logging, load_config
+from core.db import bind, database
+from core.errors import PluginError
+from core.money import Money
+from core.plugins import build_manager, set_manager
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+csrf = CSRFProtect()
+htmx = Htmx()
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app. ``test_config`` may set ``DATABASE_URL``, ``DATA_DIR``,
+    ``SECRET_KEY``, ``PLUGIN_MANAGER`` and any Flask setting."""
+    test_config = dict(test_config or {})
+    overrides = {k.lower(): test_config.pop(k) for k in ("DATABASE_URL", "DATA_DIR", "SECRET_KEY") if k in test_config}
+    config = load_config(overrides=overrides)
+    configure_logging(config)
+    bind(config.database_url)
+    pm = test_config.pop("PLUGIN_MANAGER", None) or build_manager(blocked=config.disable_plugins)
+    set_manager(pm)
+
+    app = Flask(__name__, template_folder=str(TEMPLATE_DIR), static_folder="static")
+    app.config.from_mapping(
+        SECRET_KEY=config.secret_key,
+        SESSION_COOKIE_NAME="wispbill_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.session_cookie_secure,
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as the session it belongs to
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        WISPBILL=config,
+    )
+    app.config.update(test_config)
+    app.extensions["wispbill.plugins"] = pm
+
+    csrf.init_app(app)
+    htmx.init_app(app)
+
+    # Registered before the blueprints so that their before-request hooks see an open
+    # database and can set the audit actor.
+    @app.before_request
+    def _open_db():
+        g.audit_token = audit._actor.set("anonymous")
+        g.db_error = None
+        try:
+            database.connect(reuse_if_open=True)
+        except Exception as exc:  # reported by /healthz; other pages answer 503
+            g.db_error = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+
+    @app.teardown_request
+    def _close_db(_exc):
+        token = g.pop("audit_token", None)
+        if token is not None:
+            audit._actor.reset(token)
+        if not database.is_closed():
+            database.close()
+
+    from core.web import admin, auth, errors, health
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(admin.bp)
+    errors.register(app)
+    app.add_url_rule("/", "index", lambda: redirect(url_for("admin.dashboard")))
+    _register_plugin_routes(app, pm)
+
+    @app.template_filter("money")
+    def _money(minor, currency):
+        return "" if minor is None else str(Money(minor, currency))
+
+    @app.context_processor
+    def _globals():
+        return {"wispbill_version": __version__}
+
+    return app
+
+
+def _register_plugin_routes(app: Flask, pm) -> None:
+    results, _errors = pm.call_all("register_routes")
+    for plugin, blueprints in results:
+        for bp in blueprints if isinstance(blueprints, (list, tuple)) else [blueprints]:
+            try:
+                app.register_blueprint(bp)
+            except Exception as exc:
+                app.logger.error("%s", PluginError(plugin, "register_routes", exc))

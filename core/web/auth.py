@@ -1,0 +1,70 @@
+"""Staff sign-in and sign-out, and the ``login_required`` guard for console routes."""
+
+from __future__ import annotations
+
+import functools
+
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
+
+from core import audit, users
+from core.models import User
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+
+@bp.before_app_request
+def load_user():
+    """Put the signed-in staff member (or ``None``) on ``g.user`` and make them the audit actor."""
+    user_id = session.get("user_id")
+    g.user = None
+    if user_id is not None and g.get("db_error") is None:
+        user = User.get_or_none((User.id == user_id) & (User.active == True))  # noqa: E712
+        if user is None:
+            session.clear()
+        else:
+            g.user = user
+            audit._actor.set(f"user:{user.username}")
+
+
+def login_required(view):
+    """Send anonymous visitors to the sign-in page and back afterwards."""
+    @functools.wraps(view)
+    def wrapped(**kwargs):
+        if g.user is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(**kwargs)
+    return wrapped
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: an open redirect would let a phishing link borrow our login.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("admin.dashboard")
+
+
+@bp.route("/login", methods=("GET", "POST"))
+def login():
+    error = None
+    status = 200
+    if request.method == "POST":
+        username = request.form.get("username", "")
+        with audit.acting_as(f"user:{username.strip()[:100]}"):
+            user = users.authenticate(username, request.form.get("password", ""))
+        if user is None:
+            error = "Wrong username or password."
+            status = 400
+        else:
+            session.clear()
+            session.permanent = True
+            session["user_id"] = user.id
+            return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", error=error), status
+
+
+@bp.route("/logout", methods=("POST",))
+def logout():
+    if g.user is not None:
+        audit.record("user.logout", "user", g.user.id)
+    session.clear()
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,38 @@
+"""The operator's own details and billing defaults, declared as ordinary settings."""
+
+from core import hookimpl
+from core.hooktypes import SettingSpec
+from core.money import currency as lookup_currency
+
+
+def _currency(text: str) -> str:
+    return lookup_currency(text.strip()).code
+
+
+def _terms(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number of days, got {text!r}") from None
+    if not 0 <= days <= 365:
+        raise ValueError("payment terms must be between 0 and 365 days")
+    return days
+
+
+def _prefix(text: str) -> str:
+    text = text.strip().upper()
+    if not text or not text.replace("-", "").isalnum() or len(text) > 10:
+        raise ValueError("prefix must be 1-10 letters, digits or dashes")
+    return text
+
+
+@hookimpl
+def register_settings():
+    return [
+        SettingSpec("company.name", "Company name", default="My ISP"),
+        SettingSpec("company.address", "Company address", default=""),
+        SettingSpec("company.tax_id", "Company tax number", default=""),
+        SettingSpec("billing.currency", "Default currency", default="USD", parse=_currency),
+        SettingSpec("billing.terms_days", "Default payment terms (days)", default=14, parse=_terms),
+        SettingSpec("billing.invoice_prefix", "Invoice number prefix", default="INV", parse=_prefix),
+    ]

@@ -1,0 +1,1 @@
+"""Jinja templates of the web app, shipped as package data."""

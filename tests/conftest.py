@@ -1,0 +1,165 @@
+"""Fixtures shared by the whole suite.
+
+Every database test runs twice: on a fresh SQLite file and on a fresh PostgreSQL schema
+(``WISPBILL_TEST_POSTGRES_URL``, default the local ``test`` database). When PostgreSQL
+cannot be reached its runs are skipped with the reason; with ``WISPBILL_NO_SKIP=1`` (as in
+CI) any skipped test fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+import uuid
+
+import peewee
+import pytest
+from click.testing import CliRunner
+
+from core import migrations
+from core.db import bind, database, make_database
+from core.plugins import build_manager, set_manager
+
+POSTGRES_URL = os.environ.get("WISPBILL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SECRET = "test-secret-key-that-is-long-enough"
+ADMIN_PASSWORD = "correct horse battery"
+
+_pg_problem: str | None = None
+_pg_checked = False
+
+
+def postgres_problem() -> str | None:
+    """Why PostgreSQL cannot be used for tests, or ``None`` when it can."""
+    global _pg_checked, _pg_problem
+    if not _pg_checked:
+        _pg_checked = True
+        try:
+            db = make_database(POSTGRES_URL)
+            db.connect()
+            db.close()
+        except Exception as exc:  # any driver or network failure means: skip with the reason
+            _pg_problem = f"PostgreSQL not reachable at {POSTGRES_URL}: {str(exc).splitlines()[0]}"
+    return _pg_problem
+
+
+def _pg_url(schema: str) -> str:
+    return f"{POSTGRES_URL}?options=" + urllib.parse.quote(f"-c search_path={schema}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A URL to an empty database of each backend; the PostgreSQL schema is dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'wispbill.db'}"
+        return
+    problem = postgres_problem()
+    if problem:
+        pytest.skip(problem)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_database(POSTGRES_URL)
+    admin.execute_sql(f"CREATE SCHEMA {schema}")
+    try:
+        yield _pg_url(schema)
+    finally:
+        if database.obj is not None and not database.is_closed():
+            database.close()
+        admin.execute_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+
+
+@pytest.fixture
+def empty_db(db_url):
+    """The shared database proxy bound to an empty database (no schema yet)."""
+    db = bind(db_url)
+    db.connect()
+    yield db
+    if not db.is_closed():
+        db.close()
+
+
+@pytest.fixture
+def db(empty_db):
+    """The shared database proxy bound to a fully migrated, empty database."""
+    migrations.migrate(empty_db)
+    return empty_db
+
+
+@pytest.fixture
+def pm():
+    """A plugin manager with the built-in plugins only (no installed entry points)."""
+    manager = build_manager(entry_points=False)
+    set_manager(manager)
+    yield manager
+    set_manager(None)
+
+
+@pytest.fixture
+def app(db, db_url, pm, tmp_path):
+    """The web app on a migrated database, with CSRF protection on as in production."""
+    from core.web import create_app
+
+    db.close()
+    application = create_app({
+        "DATABASE_URL": db_url, "DATA_DIR": str(tmp_path), "SECRET_KEY": SECRET,
+        "PLUGIN_MANAGER": pm, "TESTING": True,
+    })
+    yield application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def admin_user(db):
+    from core import users
+
+    return users.create("admin", ADMIN_PASSWORD, role="admin")
+
+
+def csrf_token_from(response) -> str:
+    """The CSRF token embedded in a rendered page."""
+    import re
+
+    match = re.search(r'name="csrf_token" value="([^"]+)"', response.get_data(as_text=True))
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+@pytest.fixture
+def logged_in(client, admin_user):
+    """A test client signed in as the admin."""
+    token = csrf_token_from(client.get("/auth/login"))
+    response = client.post("/auth/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
+    return client
+
+
+@pytest.fixture
+def cli(db_url, tmp_path, pm, monkeypatch):
+    """Run ``wispbill`` in-process: ``cli("customers", "list")`` returns a click Result."""
+    from core.cli import cli as command
+
+    env = {"WISPBILL_DATABASE_URL": db_url, "WISPBILL_DATA_DIR": str(tmp_path), "WISPBILL_SECRET_KEY": SECRET}
+
+    def run(*args):
+        result = CliRunner().invoke(command, list(args), env=env, catch_exceptions=False)
+        if not database.is_closed():
+            database.close()
+        return result
+
+    run.env = env
+    return run
+
+
+# --- no skips in CI ----------------------------------------------------------------
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("WISPBILL_NO_SKIP") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        reporter.write_line(f"WISPBILL_NO_SKIP=1: {len(skipped)} test(s) were skipped; failing the run", red=True)
+        session.exitstatus = 1
