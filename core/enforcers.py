@@ -34,7 +34,12 @@ def read_state(router, pm=None) -> list[SubscriberState]:
     """What ``router`` holds now, as its enforcer reads it. Connection errors pass through."""
     pm = pm or get_manager()
     _check_kind(router, pm)
-    plugin, answer = pm.call_first("enforcer_read_state", router=router)
+    try:
+        plugin, answer = pm.call_first("enforcer_read_state", router=router)
+    except PluginError as exc:
+        if isinstance(exc.error, OSError):  # unreachable router: the caller retries with backoff
+            raise exc.error from None
+        raise
     if not isinstance(answer, (list, tuple)) or not all(isinstance(s, SubscriberState) for s in answer):
         raise PluginError(plugin or router.kind, "enforcer_read_state", f"expected a list of SubscriberState, got {answer!r}")
     return list(answer)

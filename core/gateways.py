@@ -39,7 +39,7 @@ def _answer(pm, hook, name, expected, **kwargs):
         raise PluginError("?", hook, f"no plugin handled gateway {name!r}")
     if not isinstance(answer, expected):
         raise PluginError(plugin, hook, f"expected {expected}, got {answer!r}")
-    return answer
+    return plugin, answer
 
 
 def start_payment(name: str, request: PaymentRequest, pm=None) -> PaymentStart:
@@ -48,17 +48,17 @@ def start_payment(name: str, request: PaymentRequest, pm=None) -> PaymentStart:
     info = _require(name, pm)
     if info.currencies and request.amount.currency not in info.currencies:
         raise ValidationError(f"gateway {name!r} does not take {request.amount.currency}", "currency")
-    return _answer(pm, "gateway_start_payment", name, PaymentStart, request=request)
+    return _answer(pm, "gateway_start_payment", name, PaymentStart, request=request)[1]
 
 
 def parse_notification(name: str, notification: Notification, pm=None) -> list[PaymentNotice]:
     """Verify and read a notification for gateway ``name`` into payment notices."""
     pm = pm or get_manager()
     _require(name, pm)
-    notices = _answer(pm, "gateway_parse_notification", name, (list, tuple), notification=notification)
+    plugin, notices = _answer(pm, "gateway_parse_notification", name, (list, tuple), notification=notification)
     for notice in notices:
         if not isinstance(notice, PaymentNotice) or notice.gateway != name:
-            raise PluginError(name, "gateway_parse_notification", f"bad notice {notice!r}")
+            raise PluginError(plugin, "gateway_parse_notification", f"bad notice {notice!r}")
     return list(notices)
 
 
@@ -68,4 +68,4 @@ def refund(name: str, payment, amount, reason: str = "", pm=None) -> RefundResul
     info = _require(name, pm)
     if not info.can_refund:
         raise ValidationError(f"gateway {name!r} cannot refund", "gateway")
-    return _answer(pm, "gateway_refund", name, RefundResult, payment=payment, amount=amount, reason=reason)
+    return _answer(pm, "gateway_refund", name, RefundResult, payment=payment, amount=amount, reason=reason)[1]

@@ -8,16 +8,20 @@ number. Call it only inside ``database.atomic()``.
 from __future__ import annotations
 
 from core.db import database
-from core.models import NumberSeries
 
 
-def take(series: str) -> int:
+def take(series: str, db=None) -> int:
     """Reserve and return the next number of ``series`` (starting at 1)."""
-    if not database.in_transaction():
+    db = db or database
+    if not db.in_transaction():
         raise RuntimeError("numbering.take must run inside a transaction")
-    NumberSeries.insert(name=series, next_number=1).on_conflict_ignore().execute()
-    cursor = database.execute_sql(
-        f"UPDATE number_series SET next_number = next_number + 1 WHERE name = {database.param} "
+    # The first statement writes, so SQLite takes its write lock here rather than upgrading later.
+    db.execute_sql(
+        f"INSERT INTO number_series (name, next_number) VALUES ({db.param}, 1) ON CONFLICT DO NOTHING",
+        (series,),
+    )
+    cursor = db.execute_sql(
+        f"UPDATE number_series SET next_number = next_number + 1 WHERE name = {db.param} "
         "RETURNING next_number - 1",
         (series,),
     )

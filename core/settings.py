@@ -7,6 +7,8 @@ every listing and in the audit trail.
 
 from __future__ import annotations
 
+import logging
+
 from core import audit
 from core.clock import utcnow
 from core.db import database
@@ -14,6 +16,8 @@ from core.errors import PluginError, ValidationError
 from core.hooktypes import SettingSpec
 from core.models import Setting
 from core.plugins import get_manager
+
+log = logging.getLogger(__name__)
 
 
 def declared(pm=None) -> dict[str, SettingSpec]:
@@ -24,9 +28,11 @@ def declared(pm=None) -> dict[str, SettingSpec]:
     for plugin, answer in results:
         for spec in answer:
             if not isinstance(spec, SettingSpec):
-                raise PluginError(plugin, "register_settings", f"expected SettingSpec, got {spec!r}")
+                log.error("%s", PluginError(plugin, "register_settings", f"expected SettingSpec, got {spec!r}"))
+                continue
             if spec.key in specs:
-                raise PluginError(plugin, "register_settings", f"setting {spec.key!r} is declared twice")
+                log.error("%s", PluginError(plugin, "register_settings", f"setting {spec.key!r} is declared twice"))
+                continue
             specs[spec.key] = spec
     return specs
 

@@ -1,0 +1,56 @@
+"""Configuration from defaults, a TOML file and the environment; bad values refused by name."""
+
+import os
+import stat
+
+import pytest
+
+from core.config import load_config
+from core.errors import ConfigError
+
+
+def test_defaults_put_sqlite_in_the_data_dir(tmp_path):
+    config = load_config(env={"WISPBILL_DATA_DIR": str(tmp_path)})
+    assert config.database_url == f"sqlite:///{tmp_path.resolve() / 'wispbill.db'}"
+    assert config.backend == "sqlite"
+    assert config.disable_plugins == ()
+
+
+def test_secret_key_is_generated_once_and_private(tmp_path):
+    first = load_config(env={"WISPBILL_DATA_DIR": str(tmp_path)}).secret_key
+    second = load_config(env={"WISPBILL_DATA_DIR": str(tmp_path)}).secret_key
+    assert first == second and len(first) >= 32
+    mode = stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode)
+    assert mode == 0o600
+
+
+def test_environment_overrides_file(tmp_path):
+    conf = tmp_path / "wispbill.toml"
+    conf.write_text('database_url = "sqlite:////srv/a.db"\nlog_level = "debug"\ndisable_plugins = ["x"]\n')
+    config = load_config(env={"WISPBILL_CONFIG": str(conf), "WISPBILL_DATA_DIR": str(tmp_path),
+                              "WISPBILL_DATABASE_URL": "postgresql://u@127.0.0.1/db"})
+    assert config.database_url == "postgresql://u@127.0.0.1/db"
+    assert config.backend == "postgresql"
+    assert config.log_level == "DEBUG"
+    assert config.disable_plugins == ("x",)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WISPBILL_DATABASE_URL": "mysql://x/y"}, "unsupported scheme 'mysql'"),
+    ({"WISPBILL_DATABASE_URL": "postgresql://127.0.0.1"}, "no database name"),
+    ({"WISPBILL_DATABASE_URL": "sqlite://"}, "no file path"),
+    ({"WISPBILL_LOG_LEVEL": "loud"}, "WISPBILL_LOG_LEVEL"),
+    ({"WISPBILL_SESSION_COOKIE_SECURE": "maybe"}, "expected true or false"),
+    ({"WISPBILL_SECRET_KEY": "short"}, "at least 16"),
+    ({"WISPBILL_CONFIG": "/nonexistent/wispbill.toml"}, "file not found"),
+])
+def test_bad_values_are_refused_by_name(tmp_path, env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env={"WISPBILL_DATA_DIR": str(tmp_path), **env})
+
+
+def test_bad_toml_is_refused(tmp_path):
+    conf = tmp_path / "bad.toml"
+    conf.write_text("database_url = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(env={"WISPBILL_CONFIG": str(conf), "WISPBILL_DATA_DIR": str(tmp_path)})

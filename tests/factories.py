@@ -1,0 +1,48 @@
+"""Factory helpers so that a test reads as the scenario it checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+from core import catalog, customers
+from core.models import Invoice, Payment, Service
+
+_seq = itertools.count(1)
+
+
+def make_customer(**overrides):
+    data = {"name": f"Customer {next(_seq)}", "currency": "KES"}
+    data.update(overrides)
+    return customers.add(**data)
+
+
+def make_plan(**overrides):
+    n = next(_seq)
+    data = {"code": f"plan-{n}", "name": f"Plan {n}", "kind": "internet", "price": "1,500.00",
+            "currency": "KES", "download_kbps": 10_000, "upload_kbps": 2_000}
+    data.update(overrides)
+    return catalog.add(**data)
+
+
+def make_service(customer=None, plan=None, **overrides):
+    customer = customer or make_customer()
+    plan = plan or make_plan(currency=customer.currency)
+    data = {"customer": customer, "plan": plan, "start_date": dt.date(2026, 1, 1), "anchor_day": 1}
+    data.update(overrides)
+    return Service.create(**data)
+
+
+def make_payment(customer=None, **overrides):
+    customer = customer or make_customer()
+    data = {"customer": customer, "gateway": "manual", "reference": f"R{next(_seq)}",
+            "amount_minor": 150_000, "currency": customer.currency}
+    data.update(overrides)
+    return Payment.create(**data)
+
+
+def make_invoice(customer=None, **overrides):
+    customer = customer or make_customer()
+    data = {"customer": customer, "currency": customer.currency}
+    data.update(overrides)
+    return Invoice.create(**data)

@@ -1,0 +1,66 @@
+"""Staff login with argon2 hashes, session cookie, CSRF on every form, logout."""
+
+from core.models import AuditEvent
+from tests.conftest import ADMIN_PASSWORD, csrf_token_from
+
+
+def test_console_requires_login(client):
+    response = client.get("/admin/customers")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/auth/login?next=/admin/customers")
+
+
+def test_login_with_good_password_sets_a_protected_session_cookie(client, admin_user):
+    token = csrf_token_from(client.get("/auth/login"))
+    response = client.post("/auth/login?next=/admin/plans",
+                           data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/plans"
+    cookie = response.headers["Set-Cookie"]
+    assert "wispbill_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert client.get("/admin/").status_code == 200
+    assert AuditEvent.get(AuditEvent.action == "user.login").actor == "user:admin"
+
+
+def test_wrong_password_is_refused_with_400(client, admin_user):
+    token = csrf_token_from(client.get("/auth/login"))
+    response = client.post("/auth/login", data={"username": "admin", "password": "nope", "csrf_token": token})
+    assert response.status_code == 400
+    assert "Wrong username or password" in response.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302
+
+
+def test_login_without_csrf_token_is_rejected(client, admin_user):
+    response = client.post("/auth/login", data={"username": "admin", "password": ADMIN_PASSWORD})
+    assert response.status_code == 400
+    assert "security token" in response.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302  # not signed in
+
+
+def test_login_with_forged_csrf_token_is_rejected(client, admin_user):
+    client.get("/auth/login")
+    response = client.post("/auth/login", data={"username": "admin", "password": ADMIN_PASSWORD,
+                                                "csrf_token": "forged-token"})
+    assert response.status_code == 400
+
+
+def test_open_redirect_after_login_is_refused(client, admin_user):
+    token = csrf_token_from(client.get("/auth/login"))
+    response = client.post("/auth/login?next=//evil.example/x",
+                           data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token})
+    assert response.headers["Location"] == "/admin/"
+
+
+def test_logout_needs_csrf_and_ends_the_session(logged_in):
+    assert logged_in.post("/auth/logout").status_code == 400  # no token: refused, still signed in
+    assert logged_in.get("/admin/").status_code == 200
+    token = csrf_token_from(logged_in.get("/admin/"))
+    response = logged_in.post("/auth/logout", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert logged_in.get("/admin/").status_code == 302
+
+
+def test_deactivated_user_loses_the_session(logged_in, admin_user):
+    from core.models import User
+
+    User.update(active=False).where(User.id == admin_user.id).execute()
+    assert logged_in.get("/admin/").status_code == 302

@@ -1,0 +1,67 @@
+"""The console shell: pages render, forms validate with 400, htmx partials, error pages."""
+
+from core.models import AuditEvent, Customer
+from tests.conftest import csrf_token_from
+from tests.factories import make_customer, make_plan
+
+
+def test_dashboard_counts_accounts(logged_in):
+    make_customer()
+    make_customer()
+    page = logged_in.get("/admin/").get_data(as_text=True)
+    assert 'data-state="active">2<' in page
+    assert "htmx.min.js" in page
+
+
+def test_customer_search_returns_an_htmx_partial(logged_in):
+    make_customer(name="Otieno Ouma")
+    make_customer(name="Zawadi Njeri")
+    full = logged_in.get("/admin/customers").get_data(as_text=True)
+    assert "<html" in full and "Otieno Ouma" in full and "Zawadi Njeri" in full
+    partial = logged_in.get("/admin/customers?q=zawadi", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in partial
+    assert "Zawadi Njeri" in partial and "Otieno Ouma" not in partial
+
+
+def test_add_customer_form(logged_in):
+    token = csrf_token_from(logged_in.get("/admin/customers/new"))
+    response = logged_in.post("/admin/customers/new", data={
+        "csrf_token": token, "name": "Baraka", "currency": "KES", "terms_days": "7", "email": "b@example.org"})
+    assert response.status_code == 302
+    customer = Customer.get(Customer.name == "Baraka")
+    assert customer.terms_days == 7
+    event = AuditEvent.get((AuditEvent.object_type == "customer") & (AuditEvent.object_id == str(customer.id)))
+    assert event.actor == "user:admin"
+
+
+def test_add_customer_form_bad_input_is_400_and_writes_nothing(logged_in):
+    token = csrf_token_from(logged_in.get("/admin/customers/new"))
+    response = logged_in.post("/admin/customers/new", data={
+        "csrf_token": token, "name": "Baraka", "currency": "KES", "terms_days": "soon"})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "terms_days must be a whole number" in page
+    assert 'value="Baraka"' in page  # what was typed is kept
+    assert Customer.select().count() == 0
+
+
+def test_add_customer_form_without_csrf_is_400(logged_in):
+    response = logged_in.post("/admin/customers/new", data={"name": "Baraka", "currency": "KES"})
+    assert response.status_code == 400
+    assert Customer.select().count() == 0
+
+
+def test_plans_page_shows_prices_in_their_currency(logged_in):
+    make_plan(name="Home 10", price="2,500.00", currency="KES")
+    assert "KES 2,500.00" in logged_in.get("/admin/plans").get_data(as_text=True)
+
+
+def test_not_found_page_html_and_json(logged_in):
+    html = logged_in.get("/admin/nowhere")
+    assert html.status_code == 404 and "404" in html.get_data(as_text=True)
+    api = logged_in.get("/api/v1/nowhere")
+    assert api.status_code == 404 and api.get_json()["status"] == 404
+
+
+def test_method_not_allowed(logged_in):
+    assert logged_in.get("/auth/logout").status_code == 405
