@@ -2,9 +2,10 @@
 
 Hooks are called with keyword arguments only; an implementation may accept any subset
 of the arguments named here. Single-answer hooks are ``firstresult``: plugins are asked
-in turn (installed plugins before built-ins, which are registered ``trylast``) and the
-first answer that is not ``None`` wins, so a plugin returns ``None`` for anything that is
-not its own (another gateway's name, another router kind). List hooks collect every
+in turn, installed plugins before built-ins (they are registered after them, and the
+most recently registered plugin is asked first), and the first answer that is not
+``None`` wins, so a plugin returns ``None`` for anything that is not its own (another
+gateway's name, another router kind). List hooks collect every
 plugin's answer. A plugin that raises is reported by name and the call goes on without
 it, unless the hook says otherwise. Value types live in :mod:`core.hooktypes`.
 """

@@ -1,0 +1,44 @@
+# Two entry points: `make demo` runs wispbill on its embedded defaults, `make test` runs the suite.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+export WISPBILL_DATA_DIR ?= ./var
+
+.PHONY: demo test install clean
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3 -m venv failed: installing Debian's python3-venv"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q python3-venv; \
+	  else sudo apt-get update -q && sudo apt-get install -y -q python3-venv; fi; \
+	  rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	@mkdir -p $(WISPBILL_DATA_DIR)
+	@$(BIN)/wispbill init --demo | tee $(WISPBILL_DATA_DIR)/init.log
+	@if grep -q "admin password" $(WISPBILL_DATA_DIR)/init.log; then \
+	  grep "^admin" $(WISPBILL_DATA_DIR)/init.log > $(WISPBILL_DATA_DIR)/demo-login.txt; \
+	  chmod 600 $(WISPBILL_DATA_DIR)/demo-login.txt; fi
+	@echo "---"; echo "Sign in at http://$(HOST):$(PORT)/ with:"; \
+	  cat $(WISPBILL_DATA_DIR)/demo-login.txt 2>/dev/null || echo "(the admin created earlier)"; echo "---"
+	$(BIN)/wispbill serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
