@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from core import __version__, audit, catalog, customers, migrations, users
+from core import __version__, audit, catalog, customers, migrations, users, validate
 from core.config import configure_logging, load_config
 from core.db import bind, check_connection, database, redact
 from core.errors import ConfigError, NotFound, ValidationError, WispbillError
@@ -93,6 +93,10 @@ def migrate(check):
 @click.option("--currency", default="USD", show_default=True, help="Currency of the demo data.")
 def init(admin_user, admin_password, demo, currency):
     """Create the database, migrate it and create the first admin."""
+    if admin_password is not None and len(admin_password) < users.MIN_PASSWORD:
+        raise click.BadParameter(f"must be at least {users.MIN_PASSWORD} characters", param_hint="--admin-password")
+    if demo:
+        validate.currency(currency, "--currency")
     config = open_database(require_current=False)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     applied = migrations.migrate(database.obj)

@@ -145,3 +145,16 @@ def test_bad_config_value_exits_2(tmp_path):
     assert result.returncode == 2
     assert "unsupported scheme 'mysql'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--admin-password", "short"], "at least 10 characters"),
+    (["--demo", "--currency", "XYZ"], "unknown currency 'XYZ'"),
+])
+def test_init_bad_arguments_touch_nothing(cli, empty_db, args, message):
+    from core.db import table_names
+
+    result = cli("init", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert table_names(empty_db) == []
