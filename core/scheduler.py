@@ -57,6 +57,9 @@ def build_scheduler(jobs: list[Job], scheduler_cls=BlockingScheduler):
     """An APScheduler scheduler with ``jobs`` added (not started)."""
     scheduler = scheduler_cls(timezone="UTC")
     for job in jobs:
-        scheduler.add_job(run_job, job.trigger, args=[job], id=job.id, name=job.description or job.id,
-                          coalesce=True, max_instances=1, replace_existing=True, **job.schedule)
+        try:
+            scheduler.add_job(run_job, job.trigger, args=[job], id=job.id, name=job.description or job.id,
+                              coalesce=True, max_instances=1, replace_existing=True, **job.schedule)
+        except (TypeError, ValueError) as exc:  # a bad schedule leaves out its job, not the scheduler
+            log.error("job %s not scheduled: bad schedule %r: %s", job.id, job.schedule, exc)
     return scheduler
