@@ -341,6 +341,20 @@ def users_add(username, role, password):
     click.echo(f"created user {username} ({role})")
 
 
+def add_plugin_commands(pm, group=None) -> None:
+    """Let plugins add commands to ``group`` (the root CLI); a core command cannot be replaced."""
+    group = group or cli
+    core_commands = dict(group.commands)
+    before = dict(group.commands)
+    for plugin, _value, _error in pm.call_each("register_commands", cli=group):
+        for name, command in list(group.commands.items()):
+            if name in before and command is not before[name]:
+                group.commands[name] = before[name]
+                kind = "core command" if name in core_commands else "command"
+                click.echo(f"warning: plugin {plugin!r} may not replace the {kind} {name!r}; ignored", err=True)
+        before = dict(group.commands)
+
+
 def main(argv=None):
     """Entry point of the console script: load plugins, let them add commands, run."""
     try:
@@ -350,7 +364,7 @@ def main(argv=None):
         sys.exit(2)
     pm = build_manager(blocked=config.disable_plugins)
     set_manager(pm)
-    pm.call_all("register_commands", cli=cli)
+    add_plugin_commands(pm)
     return cli.main(args=argv, prog_name="wispbill")
 
 

@@ -14,15 +14,7 @@ from core.plugins import get_manager
 def available(pm=None) -> dict[str, EnforcerInfo]:
     """Every enforcer the plugins describe, by router kind."""
     pm = pm or get_manager()
-    found: dict[str, EnforcerInfo] = {}
-    results, _errors = pm.call_all("enforcer_describe")
-    for plugin, info in results:
-        if not isinstance(info, EnforcerInfo):
-            raise PluginError(plugin, "enforcer_describe", f"expected EnforcerInfo, got {info!r}")
-        if info.kind in found:
-            raise PluginError(plugin, "enforcer_describe", f"router kind {info.kind!r} is already provided")
-        found[info.kind] = info
-    return found
+    return pm.collect_named("enforcer_describe", EnforcerInfo, "kind")
 
 
 def _check_kind(router, pm):

@@ -14,16 +14,7 @@ from core.plugins import get_manager
 def available(pm=None) -> dict[str, GatewayInfo]:
     """Every gateway the plugins describe, by name."""
     pm = pm or get_manager()
-    found: dict[str, GatewayInfo] = {}
-    results, _errors = pm.call_all("gateway_describe")
-    for plugin, answer in results:
-        for info in answer if isinstance(answer, (list, tuple)) else [answer]:
-            if not isinstance(info, GatewayInfo):
-                raise PluginError(plugin, "gateway_describe", f"expected GatewayInfo, got {info!r}")
-            if info.name in found:
-                raise PluginError(plugin, "gateway_describe", f"gateway {info.name!r} is already provided")
-            found[info.name] = info
-    return found
+    return pm.collect_named("gateway_describe", GatewayInfo, "name")
 
 
 def _require(name: str, pm) -> GatewayInfo:

@@ -20,7 +20,8 @@ def register_settings():
     """Declare settings the plugin needs.
 
     Returns a list of :class:`core.hooktypes.SettingSpec`. Keys must be unique across all
-    plugins and should start with the plugin's name (``mpesa.shortcode``). The core stores
+    plugins (a key already declared is reported and left out) and should start with the
+    plugin's name (``mpesa.shortcode``). The core stores
     the values, validates them with ``SettingSpec.parse`` when an operator sets them, and
     masks ``secret`` ones everywhere they are shown. Read values with
     ``core.settings.get(key)``.
@@ -43,8 +44,9 @@ def register_routes():
     """Add web pages or endpoints.
 
     Returns a list of ``flask.Blueprint`` objects, registered on the app at start-up.
-    Give each blueprint a ``url_prefix`` of its own (``/plugins/<name>``); the core's
-    CSRF protection and staff login apply to them as to core routes.
+    Give each blueprint a ``url_prefix`` of its own (``/plugins/<name>``). The core's
+    CSRF protection covers every form post, and every view needs a signed-in staff
+    member unless it is decorated with ``core.web.auth.public``.
     """
 
 
@@ -53,7 +55,9 @@ def register_commands(cli):
     """Add commands to the ``wispbill`` CLI.
 
     ``cli`` is the root ``click.Group``; add commands or groups with ``cli.add_command``.
-    Returns nothing. Use ``click.UsageError`` (exit code 2) for bad arguments.
+    Returns nothing. Use ``click.UsageError`` (exit code 2) for bad arguments. A command
+    whose name is already taken (by the core or an earlier plugin) is refused with a
+    warning.
     """
 
 
@@ -75,7 +79,8 @@ def gateway_describe():
     """Describe the payment gateway(s) this plugin provides.
 
     Returns a :class:`core.hooktypes.GatewayInfo`, a list of them, or ``None``. Gateway
-    names must be unique; the core refuses a second gateway of the same name.
+    names must be unique: the first plugin asked keeps a name and a later claim is
+    reported and left out. Declare the gateway's settings with ``register_settings``.
     """
 
 
@@ -149,7 +154,9 @@ def enforcer_describe():
     """Describe the kind of router this plugin enforces on.
 
     Returns a :class:`core.hooktypes.EnforcerInfo` or ``None``. A router row's ``kind``
-    selects its enforcer; kinds must be unique across plugins.
+    selects its enforcer; kinds must be unique across plugins (the first plugin asked
+    keeps a kind, a later claim is reported and left out). Declare settings with
+    ``register_settings``.
     """
 
 

@@ -60,12 +60,11 @@ class DomainEvent:
 
 @dataclass(frozen=True)
 class GatewayInfo:
-    """What a payment gateway is and can do."""
+    """What a payment gateway is and can do (its settings go through ``register_settings``)."""
 
     name: str
     label: str
     currencies: tuple[str, ...] = ()  # empty: any currency
-    settings: tuple[SettingSpec, ...] = ()
     can_refund: bool = False
     can_charge_saved_method: bool = False
     interactive: bool = True  # False for gateways staff record by hand
@@ -194,11 +193,10 @@ class TaxLine:
 
 @dataclass(frozen=True)
 class EnforcerInfo:
-    """An enforcer plugin: the ``kind`` of router it drives and the settings it needs."""
+    """An enforcer plugin: the ``kind`` of router it drives (its settings go through ``register_settings``)."""
 
     kind: str
     label: str
-    settings: tuple[SettingSpec, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,23 @@ class PluginManager(pluggy.PluginManager):
         # pluggy calls implementations last-registered first; mirror that order.
         return list(reversed(getattr(self.hook, hook_name).get_hookimpls()))
 
+    def call_each(self, hook_name: str, **kwargs):
+        """Call a hook's implementations one at a time, in call order.
+
+        Yields ``(plugin, value, error)`` for each: ``error`` is a :class:`PluginError`
+        (already logged) when the plugin raised, else ``None``. Being a generator, it lets
+        the caller look at the effect of each plugin before the next one runs.
+        """
+        for impl in self._impls(hook_name):
+            try:
+                value = impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except Exception as exc:
+                error = PluginError(impl.plugin_name, hook_name, exc)
+                log.exception("%s", error)
+                yield impl.plugin_name, None, error
+                continue
+            yield impl.plugin_name, value, None
+
     def call_all(self, hook_name: str, **kwargs):
         """Call every implementation of a list hook; a failing plugin is logged and skipped.
 
@@ -140,17 +157,44 @@ class PluginManager(pluggy.PluginManager):
         name, and a :class:`PluginError` for each plugin that raised.
         """
         results, errors = [], []
-        for impl in self._impls(hook_name):
-            try:
-                value = impl.function(**{a: kwargs[a] for a in impl.argnames})
-            except Exception as exc:
-                error = PluginError(impl.plugin_name, hook_name, exc)
-                log.exception("%s", error)
+        for plugin, value, error in self.call_each(hook_name, **kwargs):
+            if error is not None:
                 errors.append(error)
-                continue
-            if value is not None:
-                results.append((impl.plugin_name, value))
+            elif value is not None:
+                results.append((plugin, value))
         return results, errors
+
+    def call_items(self, hook_name: str, expected, **kwargs) -> list[tuple[str, object]]:
+        """Call a list hook and flatten the answers into ``(plugin, item)`` pairs.
+
+        A plugin may answer with one item or a list of them. Items that are not instances
+        of ``expected`` are logged with the plugin's name and left out, as are plugins that
+        raised; the others' items are kept.
+        """
+        items = []
+        results, _errors = self.call_all(hook_name, **kwargs)
+        for plugin, answer in results:
+            for item in answer if isinstance(answer, (list, tuple)) else [answer]:
+                if isinstance(item, expected):
+                    items.append((plugin, item))
+                else:
+                    log.error("%s", PluginError(plugin, hook_name, f"expected {_type_name(expected)}, got {item!r}"))
+        return items
+
+    def collect_named(self, hook_name: str, expected, key: str, **kwargs) -> dict:
+        """Items of a list hook by their ``key`` attribute; the first plugin asked keeps a name.
+
+        A later item with a name already taken is logged and left out, so one plugin's
+        mistake does not hide the others.
+        """
+        found: dict = {}
+        for plugin, item in self.call_items(hook_name, expected, **kwargs):
+            name = getattr(item, key)
+            if name in found:
+                log.error("%s", PluginError(plugin, hook_name, f"{key} {name!r} is already provided"))
+                continue
+            found[name] = item
+        return found
 
     def call_first(self, hook_name: str, **kwargs):
         """Ask implementations of a firstresult hook in turn; return ``(plugin, answer)``.
@@ -176,6 +220,12 @@ class PluginManager(pluggy.PluginManager):
         if failure is not None:
             raise failure
         return None, None
+
+
+def _type_name(expected) -> str:
+    if isinstance(expected, tuple):
+        return " or ".join(t.__name__ for t in expected)
+    return expected.__name__
 
 
 def build_manager(blocked=(), builtins=BUILTIN_PLUGINS, entry_points: bool = True) -> PluginManager:

@@ -24,22 +24,18 @@ def collect_jobs(pm=None) -> list[Job]:
     """Every registered job, checked: unique ids, known triggers, callable functions."""
     pm = pm or get_manager()
     jobs: dict[str, Job] = {}
-    results, _errors = pm.call_all("register_jobs")
-    for plugin, answer in results:
-        for job in answer:
-            problem = None
-            if not isinstance(job, Job):
-                problem = f"expected Job, got {job!r}"
-            elif job.id in jobs:
-                problem = f"job id {job.id!r} is already registered"
-            elif job.trigger not in TRIGGERS:
-                problem = f"job {job.id!r}: unknown trigger {job.trigger!r}"
-            elif not callable(job.func):
-                problem = f"job {job.id!r}: func is not callable"
-            if problem:
-                log.error("%s", PluginError(plugin, "register_jobs", problem))
-                continue
-            jobs[job.id] = job
+    for plugin, job in pm.call_items("register_jobs", Job):
+        problem = None
+        if job.id in jobs:
+            problem = f"job id {job.id!r} is already registered"
+        elif job.trigger not in TRIGGERS:
+            problem = f"job {job.id!r}: unknown trigger {job.trigger!r}"
+        elif not callable(job.func):
+            problem = f"job {job.id!r}: func is not callable"
+        if problem:
+            log.error("%s", PluginError(plugin, "register_jobs", problem))
+            continue
+        jobs[job.id] = job
     return list(jobs.values())
 
 

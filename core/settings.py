@@ -23,17 +23,7 @@ log = logging.getLogger(__name__)
 def declared(pm=None) -> dict[str, SettingSpec]:
     """Every declared setting by key. A key declared twice keeps the first and is reported."""
     pm = pm or get_manager()
-    specs: dict[str, SettingSpec] = {}
-    results, _errors = pm.call_all("register_settings")
-    for plugin, answer in results:
-        for spec in answer:
-            if not isinstance(spec, SettingSpec):
-                log.error("%s", PluginError(plugin, "register_settings", f"expected SettingSpec, got {spec!r}"))
-                continue
-            if spec.key in specs:
-                log.error("%s", PluginError(plugin, "register_settings", f"setting {spec.key!r} is declared twice"))
-                continue
-            specs[spec.key] = spec
+    specs: dict[str, SettingSpec] = pm.collect_named("register_settings", SettingSpec, "key")
     return specs
 
 

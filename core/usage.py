@@ -19,17 +19,12 @@ def collect(since=None, pm=None) -> int:
     logged and dropped; a repeated sample (same source and external id) is ignored.
     """
     pm = pm or get_manager()
-    results, _errors = pm.call_all("usage_collect", since=since)
     rows = []
-    for plugin, answer in results:
-        for sample in answer:
-            if not isinstance(sample, UsageSample):
-                log.error("plugin %s: usage_collect returned %r, not a UsageSample", plugin, sample)
-                continue
-            if sample.bytes_in < 0 or sample.bytes_out < 0 or sample.period_end < sample.period_start:
-                log.error("plugin %s: invalid usage sample %s", plugin, sample.external_id)
-                continue
-            rows.append(sample)
+    for plugin, sample in pm.call_items("usage_collect", UsageSample, since=since):
+        if sample.bytes_in < 0 or sample.bytes_out < 0 or sample.period_end < sample.period_start:
+            log.error("plugin %s: invalid usage sample %s", plugin, sample.external_id)
+            continue
+        rows.append(sample)
     if not rows:
         return 0
     known = {s.id for s in Service.select(Service.id).where(Service.id.in_({r.service_id for r in rows}))}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from flask import Flask, g, redirect, url_for
+from flask import Blueprint, Flask, g, redirect, url_for
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
@@ -95,10 +95,12 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def _register_plugin_routes(app: Flask, pm) -> None:
-    results, _errors = pm.call_all("register_routes")
-    for plugin, blueprints in results:
-        for bp in blueprints if isinstance(blueprints, (list, tuple)) else [blueprints]:
-            try:
-                app.register_blueprint(bp)
-            except Exception as exc:
-                app.logger.error("%s", PluginError(plugin, "register_routes", exc))
+    """Register the plugins' blueprints, each guarded by staff sign-in unless a view is public."""
+    from core.web.auth import require_staff_unless_public
+
+    for plugin, bp in pm.call_items("register_routes", Blueprint):
+        try:
+            bp.before_request(require_staff_unless_public)
+            app.register_blueprint(bp)
+        except Exception as exc:
+            app.logger.error("%s", PluginError(plugin, "register_routes", exc))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from flask import Blueprint, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 
 from core import audit, users
 from core.models import User
@@ -34,6 +34,20 @@ def login_required(view):
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         return view(**kwargs)
     return wrapped
+
+
+def public(view):
+    """Mark a plugin's view as open to visitors who are not signed in (a status page, a webhook)."""
+    view.wispbill_public = True
+    return view
+
+
+def require_staff_unless_public():
+    """A blueprint guard: staff sign-in for every view not marked :func:`public`."""
+    view = current_app.view_functions.get(request.endpoint)
+    if view is None or getattr(view, "wispbill_public", False) or g.get("user") is not None:
+        return None
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
 def _safe_next(target: str | None) -> str:

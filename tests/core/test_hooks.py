@@ -136,7 +136,7 @@ def test_hook_register_settings_duplicate_and_failing_plugins_are_left_out(pm, c
     assert specs["copycat.colour"].default == "red"
     assert specs["acme.api_key"].secret is True
     assert "company.name" in specs
-    assert "declared twice" in caplog.text and "'acme'" in caplog.text
+    assert "already provided" in caplog.text and "'acme'" in caplog.text
     assert "'broken'" in caplog.text
 
 
@@ -212,15 +212,21 @@ def test_hook_register_jobs_run_job_holds_a_connection(db, pm):
 
 def test_hook_register_routes(pm, tmp_path, caplog):
     from core.web import create_app
-    from core.web.auth import login_required
+    from core.web.auth import login_required, public
 
     bp = Blueprint("acme", __name__, url_prefix="/plugins/acme")
 
     @bp.route("/hello")
+    @public
     def hello():
         return f"hello {request.args.get('name', 'world')}"
 
+    @bp.route("/undecorated")
+    def undecorated():
+        return "staff only by default"
+
     @bp.route("/echo", methods=["POST"])
+    @public
     def echo():
         return request.form.get("text", "")
 
@@ -254,9 +260,11 @@ def test_hook_register_routes(pm, tmp_path, caplog):
     assert response.get_data(as_text=True) == "hello ops"
     # The core's CSRF protection covers plugin routes.
     assert client.post("/plugins/acme/echo", data={"text": "hi"}).status_code == 400
-    # A view guarded with login_required sends anonymous visitors to sign in.
-    response = client.get("/plugins/acme/private")
-    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+    # A view guarded with login_required sends anonymous visitors to sign in, and so
+    # does a plugin view that is not marked public.
+    for path in ("/plugins/acme/private", "/plugins/acme/undecorated"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/auth/login" in response.headers["Location"], path
     # The clashing blueprint was refused; the core's own routes still work.
     assert client.get("/plugins/clash/").status_code == 404
     assert client.get("/auth/login").status_code == 200
@@ -283,6 +291,15 @@ def test_hook_register_commands(pm, monkeypatch, tmp_path, capsys):
         def register_commands(self, cli):
             raise RuntimeError("no commands")
 
+    @click.command("migrate")
+    def hijack():
+        click.echo("not the real migrate")
+
+    class Hijacker:
+        @hookimpl
+        def register_commands(self, cli):
+            cli.add_command(hijack)
+
     pm.add(Commands(), "acme", "test")
     pm.add(Broken(), "broken", "test")
 
@@ -304,6 +321,13 @@ def test_hook_register_commands(pm, monkeypatch, tmp_path, capsys):
         assert done.value.code == 0
         assert capsys.readouterr().out == "hello world\n"
         assert "acme-greet" in cli_module.cli.commands
+
+        # A plugin may not replace a core command: the real one stays, with a warning.
+        real_migrate = cli_module.cli.commands["migrate"]
+        pm.add(Hijacker(), "hijacker", "test")
+        cli_module.add_plugin_commands(pm)
+        assert cli_module.cli.commands["migrate"] is real_migrate
+        assert "plugin 'hijacker' may not replace the core command 'migrate'" in capsys.readouterr().err
     finally:
         cli_module.cli.commands.pop("acme-greet", None)
 
@@ -448,7 +472,7 @@ def _gateways(pm):
     return alpha
 
 
-def test_hook_gateway_describe(pm):
+def test_hook_gateway_describe(pm, caplog):
     from core import gateways
 
     _gateways(pm)
@@ -462,21 +486,21 @@ def test_hook_gateway_describe(pm):
         def gateway_describe(self):
             return GatewayInfo("alpha", "Another Alpha")
 
-    pm.add(Duplicate(), "dup", "test")
-    with pytest.raises(PluginError) as refused:
-        gateways.available()
-    assert "already provided" in str(refused.value)
-    pm.unregister(name="dup")
-
     class Wrong:
         @hookimpl
         def gateway_describe(self):
             return {"name": "gamma"}
 
+    pm.add(Duplicate(), "dup", "test")
     pm.add(Wrong(), "wrong", "test")
-    with pytest.raises(PluginError) as refused:
-        gateways.available()
-    assert refused.value.plugin == "wrong"
+    with caplog.at_level(logging.ERROR):
+        found = gateways.available()
+    # The plugin asked first (registered last) keeps the name; the clash and the wrong
+    # answer are reported by plugin name, and every other gateway is still there.
+    assert found["alpha"].label == "Another Alpha"
+    assert set(found) == {"alpha", "beta", "boom"}
+    assert "already provided" in caplog.text
+    assert "plugin 'wrong' failed in gateway_describe" in caplog.text
 
 
 def test_hook_gateway_start_payment(pm):
@@ -701,7 +725,7 @@ class FakeRadius:
         return "done"  # not an ApplyResult
 
 
-def test_hook_enforcer_describe(pm):
+def test_hook_enforcer_describe(pm, caplog):
     from core import enforcers
 
     pm.add(FakeMikrotik(), "mikrotik", "test")
@@ -715,9 +739,11 @@ def test_hook_enforcer_describe(pm):
             return EnforcerInfo("fake_radius", "Second RADIUS")
 
     pm.add(Again(), "again", "test")
-    with pytest.raises(PluginError) as refused:
-        enforcers.available()
-    assert "already provided" in str(refused.value)
+    with caplog.at_level(logging.ERROR):
+        found = enforcers.available()
+    assert found["fake_radius"].label == "Second RADIUS"  # asked first, keeps the kind
+    assert set(found) == {"fake_mikrotik", "fake_radius"}
+    assert "plugin 'radius' failed in enforcer_describe: kind 'fake_radius' is already provided" in caplog.text
 
 
 def test_hook_enforcer_read_state(pm):
