@@ -27,6 +27,16 @@ def acting_as(actor: str):
         _actor.reset(token)
 
 
+def set_actor(actor: str):
+    """Attribute writes to ``actor`` until :func:`reset_actor` is called with the returned token."""
+    return _actor.set(actor)
+
+
+def reset_actor(token) -> None:
+    """Undo the :func:`set_actor` call that returned ``token``."""
+    _actor.reset(token)
+
+
 def current_actor() -> str:
     """The actor writes are attributed to right now."""
     return _actor.get()

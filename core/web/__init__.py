@@ -59,7 +59,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # database and can set the audit actor.
     @app.before_request
     def _open_db():
-        g.audit_token = audit._actor.set("anonymous")
+        g.audit_token = audit.set_actor("anonymous")
         g.db_error = None
         try:
             database.connect(reuse_if_open=True)
@@ -70,7 +70,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     def _close_db(_exc):
         token = g.pop("audit_token", None)
         if token is not None:
-            audit._actor.reset(token)
+            audit.reset_actor(token)
         if not database.is_closed():
             database.close()
 

@@ -23,7 +23,7 @@ def load_user():
             session.clear()
         else:
             g.user = user
-            audit._actor.set(f"user:{user.username}")
+            audit.set_actor(f"user:{user.username}")
 
 
 def login_required(view):

@@ -65,3 +65,17 @@ def test_not_found_page_html_and_json(logged_in):
 
 def test_method_not_allowed(logged_in):
     assert logged_in.get("/auth/logout").status_code == 405
+
+
+def test_unexpected_error_is_a_500_page_without_traceback(app, caplog):
+    def boom():
+        raise RuntimeError("internal detail that must not leak")
+
+    app.add_url_rule("/boom", "boom", boom)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    body = response.get_data(as_text=True)
+    assert "unexpected error" in body
+    assert "internal detail" not in body and "Traceback" not in body
+    assert "internal detail that must not leak" in caplog.text  # but it is logged
