@@ -1,0 +1,75 @@
+"""The console in a real Chromium: sign in, search customers with htmx, sign out."""
+
+import shutil
+
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD
+from tests.factories import make_customer
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
+
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (Debian package 'chromium')")
+    with playwright_api.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_sign_in_search_and_sign_out(db, admin_user, live_server, page):
+    for name in ("Amani Kariuki", "Baraka Mutua", "Chausiku Wambui"):
+        make_customer(name=name)
+    db.close()
+
+    page.goto(f"{live_server.url}/admin/customers")
+    assert "/auth/login" in page.url  # sent to sign in first
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "wrong password")
+    page.click("button[type=submit]")
+    assert "Wrong username or password" in page.inner_text("[role=alert]")
+
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/admin/customers")
+    rows = page.locator("#customer-rows tr")
+    assert rows.count() == 3
+
+    # Typing in the search box swaps the rows through htmx, without a page load.
+    page.evaluate("window.__marker = 'same page'")
+    page.fill("input[type=search]", "baraka")
+    page.wait_for_function("document.querySelectorAll('#customer-rows tr').length === 1")
+    assert "Baraka Mutua" in page.inner_text("#customer-rows")
+    assert page.evaluate("window.__marker") == "same page"
+
+    page.click("text=Sign out")
+    page.wait_for_url("**/auth/login")
+    page.goto(f"{live_server.url}/admin/")
+    assert "/auth/login" in page.url
+
+
+def test_htmx_is_served_locally(live_server, page):
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{live_server.url}/auth/login")
+    assert page.evaluate("typeof htmx") == "object"
+    assert page.evaluate("htmx.version") == "2.0.8"
+    assert all(url.startswith(live_server.url) for url in requests), requests
