@@ -17,6 +17,7 @@ from core import __version__, audit, catalog, customers, migrations, users, vali
 from core.config import configure_logging, load_config
 from core.db import bind, check_connection, database, redact
 from core.errors import ConfigError, NotFound, ValidationError, WispbillError
+from core.money import Money
 from core.models import PLAN_KINDS, PLAN_PERIODS, USER_ROLES, User
 from core.plugins import build_manager, get_manager, set_manager
 
@@ -53,6 +54,23 @@ def open_database(require_current: bool = True):
             raise click.ClickException(
                 f"database schema is at version {current}, this code needs {latest}: run 'wispbill migrate'")
     return config
+
+
+def _create(create, as_dict, describe, options: dict, as_json: bool) -> None:
+    """Run a core ``create(**options)`` as the CLI user and report the new object."""
+    open_database()
+    with audit.acting_as(_actor()):
+        obj = create(**options)
+    click.echo(json.dumps(as_dict(obj), indent=2, sort_keys=True, default=str) if as_json else describe(obj))
+
+
+def _listing(rows, as_dict, line, as_json: bool) -> None:
+    """Print rows as JSON or as one tab-separated line each."""
+    if as_json:
+        _emit_json([as_dict(r) for r in rows])
+        return
+    for r in rows:
+        click.echo(line(r))
 
 
 def _actor() -> str:
@@ -205,13 +223,8 @@ cli.add_command(customers_group, "customers")
 @click.option("--json", "as_json", is_flag=True)
 def customers_add(as_json, **options):
     """Create a customer."""
-    open_database()
-    with audit.acting_as(_actor()):
-        customer = customers.add(**options)
-    if as_json:
-        _emit_json(customers.as_dict(customer))
-    else:
-        click.echo(f"created customer {customer.account_number} ({customer.name})")
+    _create(customers.add, customers.as_dict, lambda c: f"created customer {c.account_number} ({c.name})",
+            options, as_json)
 
 
 @customers_group.command("list")
@@ -221,12 +234,8 @@ def customers_add(as_json, **options):
 def customers_list(query, limit, as_json):
     """List customers by name."""
     open_database()
-    rows = customers.search(query, limit=limit)
-    if as_json:
-        _emit_json([customers.as_dict(c) for c in rows])
-        return
-    for c in rows:
-        click.echo(f"{c.account_number}\t{c.name}\t{c.currency}\t{c.state}\t{c.email or ''}")
+    _listing(customers.search(query, limit=limit), customers.as_dict,
+             lambda c: f"{c.account_number}\t{c.name}\t{c.currency}\t{c.state}\t{c.email or ''}", as_json)
 
 
 # --- plans -------------------------------------------------------------------------
@@ -258,13 +267,8 @@ cli.add_command(plans_group, "plans")
 @click.option("--json", "as_json", is_flag=True)
 def plans_add(as_json, **options):
     """Create a plan (or the next version of an existing code)."""
-    open_database()
-    with audit.acting_as(_actor()):
-        plan = catalog.add(**options)
-    if as_json:
-        _emit_json(catalog.as_dict(plan))
-    else:
-        click.echo(f"created plan {plan.code} v{plan.version} ({plan.name})")
+    _create(catalog.add, catalog.as_dict, lambda p: f"created plan {p.code} v{p.version} ({p.name})",
+            options, as_json)
 
 
 @plans_group.command("list")
@@ -273,14 +277,9 @@ def plans_add(as_json, **options):
 def plans_list(include_inactive, as_json):
     """List the newest version of each plan."""
     open_database()
-    rows = catalog.listing(include_inactive)
-    if as_json:
-        _emit_json([catalog.as_dict(p) for p in rows])
-        return
-    from core.money import Money
-
-    for p in rows:
-        click.echo(f"{p.code}\tv{p.version}\t{p.kind}\t{p.period}\t{Money(p.price_minor, p.currency)}\t{p.name}")
+    _listing(catalog.listing(include_inactive), catalog.as_dict,
+             lambda p: f"{p.code}\tv{p.version}\t{p.kind}\t{p.period}\t{Money(p.price_minor, p.currency)}\t{p.name}",
+             as_json)
 
 
 # --- settings ----------------------------------------------------------------------

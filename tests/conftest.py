@@ -163,3 +163,31 @@ def pytest_sessionfinish(session, exitstatus):
     if skipped:
         reporter.write_line(f"WISPBILL_NO_SKIP=1: {len(skipped)} test(s) were skipped; failing the run", red=True)
         session.exitstatus = 1
+
+
+def run_concurrently(db_url: str, work, workers: int) -> list:
+    """Run ``work(conn)`` in ``workers`` threads, each with its own connection to ``db_url``.
+
+    Returns the results in completion order; any exception in a worker is re-raised.
+    """
+    import threading
+
+    results, errors = [], []
+
+    def run():
+        conn = make_database(db_url)
+        try:
+            results.append(work(conn))
+        except Exception as exc:  # re-raised in the calling thread below
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=run) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    if errors:
+        raise errors[0]
+    return results

@@ -1,13 +1,12 @@
 """Migrations from an empty database, re-runs, and agreement between models and schema."""
 
-import threading
-
 import peewee
 import pytest
 
 from core import migrations
 from core.db import bind, table_names
 from core.models import ALL_MODELS
+from tests.conftest import run_concurrently
 
 
 def test_migrate_from_empty_creates_every_table(empty_db):
@@ -75,26 +74,8 @@ def test_failed_migration_rolls_back_and_is_not_recorded(empty_db, monkeypatch):
 
 
 def test_concurrent_migrate_applies_each_step_once(db_url):
-    """Two processes' worth of connections racing on an empty database."""
-    errors, results = [], []
-
-    def run():
-        from core.db import make_database
-
-        conn = make_database(db_url)
-        try:
-            results.append(migrations.migrate(conn))
-        except Exception as exc:  # collected and asserted below
-            errors.append(exc)
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
+    """Two connections racing to migrate an empty database apply each step once."""
+    results = run_concurrently(db_url, migrations.migrate, workers=2)
     applied = sorted(m.version for r in results for m in r)
     assert applied == [m.version for m in migrations.available()]
     db = bind(db_url)

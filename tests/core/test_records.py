@@ -1,13 +1,12 @@
 """Writes through the core: validation, gapless numbering and the audit trail."""
 
-import threading
-
 import pytest
 
 from core import audit, catalog, customers, numbering, users
 from core.db import bind, database
 from core.errors import ValidationError
 from core.models import AuditEvent, Customer, NumberSeries, Plan
+from tests.conftest import run_concurrently
 from tests.factories import make_customer
 
 
@@ -67,29 +66,16 @@ def test_numbering_outside_transaction_refused(db):
 
 
 def test_concurrent_numbering_is_gapless(db, db_url):
-    taken, errors = [], []
-
-    def worker():
-        from core.db import make_database
-
-        conn = make_database(db_url)
-        try:
-            for _ in range(10):
-                with conn.atomic():
-                    taken.append(numbering.take("S", db=conn))
-        except Exception as exc:  # asserted below
-            errors.append(exc)
-        finally:
-            conn.close()
+    def take_ten(conn):
+        taken = []
+        for _ in range(10):
+            with conn.atomic():
+                taken.append(numbering.take("S", db=conn))
+        return taken
 
     db.close()
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
-    assert sorted(taken) == list(range(1, 41))
+    results = run_concurrently(db_url, take_ten, workers=4)
+    assert sorted(n for taken in results for n in taken) == list(range(1, 41))
     bind(db_url)
 
 
