@@ -17,8 +17,8 @@ from core import __version__, audit, catalog, customers, migrations, users, vali
 from core.config import configure_logging, load_config
 from core.db import bind, check_connection, database, redact
 from core.errors import ConfigError, NotFound, ValidationError, WispbillError
-from core.money import Money
 from core.models import PLAN_KINDS, PLAN_PERIODS, USER_ROLES, User
+from core.money import Money
 from core.plugins import build_manager, get_manager, set_manager
 
 

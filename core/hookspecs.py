@@ -12,7 +12,6 @@ it, unless the hook says otherwise. Value types live in :mod:`core.hooktypes`.
 
 from core import hookspec
 
-
 # --- lifecycle ---------------------------------------------------------------------
 
 @hookspec

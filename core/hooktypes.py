@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 from core.money import Money
 
-
 # --- lifecycle ---------------------------------------------------------------------
 
 @dataclass(frozen=True)

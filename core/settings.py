@@ -12,7 +12,7 @@ import logging
 from core import audit
 from core.clock import utcnow
 from core.db import database
-from core.errors import PluginError, ValidationError
+from core.errors import ValidationError
 from core.hooktypes import SettingSpec
 from core.models import Setting
 from core.plugins import get_manager

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 
 from core.errors import ValidationError
-from core.money import Money, MoneyError, currency as lookup_currency, parse as parse_money
+from core.money import Money, MoneyError
+from core.money import currency as lookup_currency
+from core.money import parse as parse_money
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")

@@ -12,7 +12,6 @@ import os
 import urllib.parse
 import uuid
 
-import peewee
 import pytest
 from click.testing import CliRunner
 
