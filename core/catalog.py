@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core import audit, validate
-from core.db import database
+from core import audit, settings, validate
+from core.db import database, refuse_conflict
 from core.errors import ValidationError
 from core.models import PLAN_KINDS, PLAN_PERIODS, Plan
 from core.money import Money
@@ -13,15 +13,20 @@ def _speed(value, field):
     return validate.integer(value, field, minimum=1, maximum=100_000_000, required=False)
 
 
-def add(*, code, name, kind, price, currency, period="monthly", period_days=None,
+MAX_DATA_CAP_MB = 1_000_000_000  # a petabyte: larger is a typing mistake
+
+
+def add(*, code, name, kind, price, currency=None, period="monthly", period_days=None,
         setup_fee="0", tax_category="standard", download_kbps=None, upload_kbps=None,
         data_cap_mb=None, fup_download_kbps=None, fup_upload_kbps=None,
         overage_per_gb=None) -> Plan:
     """Validate and create version 1 of a plan (or the next version if ``code`` exists).
 
     ``price``, ``setup_fee`` and ``overage_per_gb`` are text as a person types them, or
-    :class:`Money`, in ``currency``.
+    :class:`Money`, in ``currency`` (default: the ``billing.currency`` setting).
     """
+    if currency in (None, ""):
+        currency = settings.get_or("billing.currency", "USD")
     cur = validate.currency(currency)
 
     def amount(value, field):
@@ -43,7 +48,8 @@ def add(*, code, name, kind, price, currency, period="monthly", period_days=None
         "tax_category": validate.code(tax_category, "tax_category"),
         "download_kbps": _speed(download_kbps, "download_kbps"),
         "upload_kbps": _speed(upload_kbps, "upload_kbps"),
-        "data_cap_mb": validate.integer(data_cap_mb, "data_cap_mb", minimum=1, required=False),
+        "data_cap_mb": validate.integer(data_cap_mb, "data_cap_mb", minimum=1, maximum=MAX_DATA_CAP_MB,
+                                        required=False),
         "fup_download_kbps": _speed(fup_download_kbps, "fup_download_kbps"),
         "fup_upload_kbps": _speed(fup_upload_kbps, "fup_upload_kbps"),
         "overage_per_gb_minor": None if overage_per_gb in (None, "") else amount(overage_per_gb, "overage_per_gb"),
@@ -57,7 +63,8 @@ def add(*, code, name, kind, price, currency, period="monthly", period_days=None
     if (data["fup_download_kbps"] or data["fup_upload_kbps"] or data["overage_per_gb_minor"] is not None) \
             and not data["data_cap_mb"]:
         raise ValidationError("a speed after the cap or an overage price needs a data cap", "data_cap_mb")
-    with database.atomic():
+    with refuse_conflict(f"plan {data['code']!r} was changed at the same time; try again", "code"), \
+            database.atomic():
         latest = Plan.select().where(Plan.code == data["code"]).order_by(Plan.version.desc()).first()
         if latest is not None and latest.currency != cur:
             raise ValidationError(f"plan {data['code']!r} is priced in {latest.currency}", "currency")

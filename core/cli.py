@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import socket
 import sys
 
 import click
@@ -111,12 +112,17 @@ def migrate(check):
 @click.option("--currency", default="USD", show_default=True, help="Currency of the demo data.")
 def init(admin_user, admin_password, demo, currency):
     """Create the database, migrate it and create the first admin."""
-    if admin_password is not None and len(admin_password) < users.MIN_PASSWORD:
-        raise click.BadParameter(f"must be at least {users.MIN_PASSWORD} characters", param_hint="--admin-password")
+    users.check_username(admin_user, "--admin-user")
+    if admin_password is not None:
+        users.check_password(admin_password, "--admin-password")
     if demo:
         validate.currency(currency, "--currency")
-    config = open_database(require_current=False)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config = load_config()
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create the data directory {config.data_dir}: {exc.strerror}") from None
+    open_database(require_current=False)
     applied = migrations.migrate(database.obj)
     click.echo(f"database {redact(config.database_url)}: schema at version "
                f"{migrations.current_version(database.obj)} ({len(applied)} migration(s) applied)")
@@ -148,10 +154,19 @@ def serve(host, port, threads):
 
     from core.web import create_app
 
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise click.BadParameter(f"{host!r} is not an address or a name this machine can resolve",
+                                 param_hint="--host") from None
     open_database()
     app = create_app()
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=threads, ident="wispbill")
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     click.echo(f"serving on http://{'[' + host + ']' if ':' in host else host}:{port}")
-    waitress.serve(app, host=host, port=port, threads=threads, ident="wispbill")
+    server.run()
 
 
 @cli.command()
@@ -211,11 +226,11 @@ cli.add_command(customers_group, "customers")
 
 @customers_group.command("add")
 @click.option("--name", required=True)
-@click.option("--currency", required=True, help="ISO 4217 code, e.g. KES, USD.")
+@click.option("--currency", help="ISO 4217 code, e.g. KES, USD (default: the billing.currency setting).")
 @click.option("--email")
 @click.option("--phone")
 @click.option("--address")
-@click.option("--terms-days", default="14", show_default=True, help="Days between invoice and due date.")
+@click.option("--terms-days", help="Days between invoice and due date (default: the billing.terms_days setting).")
 @click.option("--account-number", help="Default: the next number of the account series.")
 @click.option("--tax-region")
 @click.option("--tax-exempt", is_flag=True)
@@ -253,7 +268,7 @@ cli.add_command(plans_group, "plans")
 @click.option("--name", required=True)
 @click.option("--kind", required=True, type=click.Choice(PLAN_KINDS))
 @click.option("--price", required=True, help="Price per period, e.g. 2,500.00.")
-@click.option("--currency", required=True)
+@click.option("--currency", help="Default: the billing.currency setting.")
 @click.option("--period", default="monthly", show_default=True, type=click.Choice(PLAN_PERIODS))
 @click.option("--period-days", help="Length of a 'days' pass.")
 @click.option("--setup-fee", default="0", show_default=True)

@@ -80,16 +80,31 @@ def validate_database_url(url: str) -> str:
 
 
 def _secret_key(data_dir: Path) -> str:
-    """Read the secret key kept in the data directory, creating it once if missing."""
+    """Read the secret key kept in the data directory, creating it once if missing.
+
+    Two processes starting together on a new data directory both end up with the key
+    that was written first: the file is created exclusively and complete before it is
+    renamed into place.
+    """
     path = data_dir / "secret_key"
-    if path.exists():
+    try:
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = data_dir / f".secret_key.{os.getpid()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48) + "\n")
+            try:
+                os.link(tmp, path)  # fails if another process got there first; keep theirs
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
-    return key
+    except OSError as exc:
+        raise ConfigError(
+            f"WISPBILL_DATA_DIR: cannot keep the secret key in {data_dir}: {exc.strerror or exc} "
+            "(make the directory writable or set WISPBILL_SECRET_KEY)") from None
 
 
 def load_config(env=None, overrides: dict | None = None) -> Config:

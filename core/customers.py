@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from core import audit, numbering, validate
-from core.db import database
+from peewee import SQL, NodeList, fn
+
+from core import audit, numbering, settings, validate
+from core.db import database, refuse_conflict
 from core.errors import ValidationError
 from core.models import Customer
 
 ACCOUNT_SERIES = "ACCOUNT"
 
 
-def add(*, name, currency, email=None, phone=None, address=None, terms_days=14,
+def add(*, name, currency=None, email=None, phone=None, address=None, terms_days=None,
         tax_region=None, tax_exempt=False, tax_exemption_ref=None, account_number=None,
         notes=None) -> Customer:
-    """Validate and create a customer; the account number is taken from a gapless series if not given."""
+    """Validate and create a customer; the account number is taken from a gapless series if not given.
+
+    ``currency`` and ``terms_days`` default to the ``billing.currency`` and
+    ``billing.terms_days`` settings.
+    """
+    if currency in (None, ""):
+        currency = settings.get_or("billing.currency", "USD")
+    if terms_days in (None, ""):
+        terms_days = settings.get_or("billing.terms_days", 14)
     data = {
         "name": validate.text(name, "name"),
         "currency": validate.currency(currency),
@@ -29,28 +39,45 @@ def add(*, name, currency, email=None, phone=None, address=None, terms_days=14,
     if data["tax_exempt"] and not data["tax_exemption_ref"]:
         raise ValidationError("a tax-exempt customer needs an exemption reference", "tax_exemption_ref")
     wanted = validate.text(account_number, "account_number", required=False, max_length=40)
-    with database.atomic():
-        if wanted is None:
-            number = f"A{numbering.take(ACCOUNT_SERIES):06d}"
-        else:
-            number = wanted
-        if Customer.select().where(Customer.account_number == number).exists():
-            raise ValidationError(f"account number {number!r} is already in use", "account_number")
-        customer = Customer.create(account_number=number, **data)
-        audit.record("customer.create", "customer", customer.id, None, audit.snapshot(customer))
+    with refuse_conflict("another customer took that account number at the same time; try again",
+                         "account_number"):
+        with database.atomic():
+            number = wanted or _next_free_account_number()
+            if wanted and Customer.select().where(Customer.account_number == wanted).exists():
+                raise ValidationError(f"account number {wanted!r} is already in use", "account_number")
+            customer = Customer.create(account_number=number, **data)
+            audit.record("customer.create", "customer", customer.id, None, audit.snapshot(customer))
     return customer
+
+
+def _next_free_account_number() -> str:
+    """The next number of the account series that no customer holds yet.
+
+    An operator may have typed numbers of the same shape by hand; those are skipped
+    rather than blocking the series.
+    """
+    while True:
+        number = f"A{numbering.take(ACCOUNT_SERIES):06d}"
+        if not Customer.select().where(Customer.account_number == number).exists():
+            return number
 
 
 def search(query: str | None = None, limit: int = 100, offset: int = 0):
     """Customers whose name, account number, e-mail or phone contains ``query``, by name."""
     q = Customer.select().order_by(Customer.name, Customer.id)
     if query:
-        like = f"%{query.strip()}%"
+        text = query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{text}%"
         q = q.where(
-            Customer.name.ilike(like) | Customer.account_number.ilike(like)
-            | Customer.email.ilike(like) | Customer.phone.ilike(like)
+            _like(Customer.name, like) | _like(Customer.account_number, like)
+            | _like(Customer.email, like) | _like(Customer.phone, like)
         )
     return list(q.limit(limit).offset(offset))
+
+
+def _like(column, pattern):
+    """Case-insensitive ``LIKE`` with ``\\`` as escape, the same on SQLite and PostgreSQL."""
+    return NodeList((fn.LOWER(column), SQL("LIKE"), fn.LOWER(pattern), SQL("ESCAPE '\\'")))
 
 
 def as_dict(customer: Customer) -> dict:

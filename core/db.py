@@ -18,7 +18,7 @@ import peewee
 from playhouse.db_url import parse as parse_url
 
 from core.config import validate_database_url
-from core.errors import DatabaseUnavailable
+from core.errors import DatabaseUnavailable, ValidationError
 
 database = peewee.DatabaseProxy()
 
@@ -30,7 +30,15 @@ SQLITE_PRAGMAS = (
 
 
 class SqliteDatabase(peewee.SqliteDatabase):
-    """SQLite that switches a new file to WAL mode safely when several connections open it at once."""
+    """SQLite for a multi-process server: WAL, and write transactions that queue instead of failing.
+
+    Transactions begin ``IMMEDIATE``: the write lock is taken at ``BEGIN`` and waits on
+    the busy timeout. A deferred transaction that reads first and writes later would
+    instead fail at once with "database is locked" when another writer got there first.
+    """
+
+    def begin(self, lock_type=None):
+        super().begin(lock_type or "IMMEDIATE")
 
     def _set_pragmas(self, conn):
         super()._set_pragmas(conn)
@@ -112,6 +120,20 @@ def connection(db=None):
     finally:
         if opened and not db.is_closed():
             db.close()
+
+
+@contextlib.contextmanager
+def refuse_conflict(message: str, field: str | None = None):
+    """Turn a constraint violation inside the block into a :class:`ValidationError`.
+
+    Input is validated before it is written, so a violation that still happens is
+    another writer racing for the same unique value; the transaction inside the block
+    has rolled back and nothing was written.
+    """
+    try:
+        yield
+    except peewee.IntegrityError:
+        raise ValidationError(message, field) from None
 
 
 def backend_name(db=None) -> str:

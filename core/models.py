@@ -2,14 +2,16 @@
 
 Money is always a pair of columns: an integer amount in minor units (``*_minor``) and an
 ISO 4217 ``currency``; there are no float columns. Timestamps are naive UTC. Rates and
-quantities that are not money are stored as ``Decimal`` text-exact NUMERIC columns.
-The schema itself is created by the numbered migrations in ``core/migrations``; a test
-checks that these classes and the migrated schema agree column for column.
+quantities that are not money are ``Decimal`` values kept as exact decimal text, since
+SQLite would turn a NUMERIC column into a binary float. The schema itself is created by
+the numbered migrations in ``core/migrations``; a test checks that these classes and the
+migrated schema agree column for column.
 """
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import peewee as pw
 
@@ -31,6 +33,23 @@ class JSONText(pw.TextField):
         if value is None:
             return None
         return json.loads(value)
+
+
+class ExactDecimal(pw.TextField):
+    """A ``Decimal`` stored as its exact text (``"0.160000"``) on every backend; floats refused."""
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        if isinstance(value, (float, bool)) or not isinstance(value, (Decimal, int, str)):
+            raise TypeError(f"{self.name}: expected a Decimal, got {type(value).__name__}")
+        number = Decimal(value)
+        if not number.is_finite():
+            raise ValueError(f"{self.name}: {value!r} is not a finite number")
+        return format(number, "f")
+
+    def python_value(self, value):
+        return None if value is None else Decimal(value)
 
 
 def _choices_check(column: str, values) -> pw.Check:
@@ -235,7 +254,7 @@ class InvoiceLine(BaseModel):
     kind = pw.CharField(max_length=20, constraints=[_choices_check("kind", LINE_KINDS)])
     description = pw.CharField(max_length=300)
     service = pw.ForeignKeyField(Service, null=True, backref="invoice_lines", on_delete="SET NULL")
-    quantity = pw.DecimalField(max_digits=18, decimal_places=6, default=1, auto_round=False)
+    quantity = ExactDecimal(default=Decimal(1))
     unit_price_minor = pw.BigIntegerField()
     amount_minor = pw.BigIntegerField()
     tax_category = pw.CharField(max_length=40, default="standard")
@@ -252,7 +271,7 @@ class InvoiceTax(BaseModel):
 
     invoice = pw.ForeignKeyField(Invoice, backref="taxes", on_delete="CASCADE")
     name = pw.CharField(max_length=100)
-    rate = pw.DecimalField(max_digits=9, decimal_places=6, auto_round=False)
+    rate = ExactDecimal()
     compound = pw.BooleanField(default=False)
     taxable_minor = pw.BigIntegerField()
     tax_minor = pw.BigIntegerField()

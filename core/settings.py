@@ -11,7 +11,7 @@ import logging
 
 from core import audit
 from core.clock import utcnow
-from core.db import database
+from core.db import database, refuse_conflict
 from core.errors import ValidationError
 from core.hooktypes import SettingSpec
 from core.models import Setting
@@ -41,6 +41,15 @@ def get(key: str, pm=None):
     return spec.default if row is None else row.value
 
 
+def get_or(key: str, fallback, pm=None):
+    """Like :func:`get`, but ``fallback`` when no loaded plugin declares ``key``."""
+    specs = declared(pm)
+    if key not in specs:
+        return fallback
+    row = Setting.get_or_none(Setting.key == key)
+    return specs[key].default if row is None else row.value
+
+
 def set_value(key: str, text: str, pm=None):
     """Parse ``text`` with the setting's spec, store it, audit it; return the stored value."""
     spec = _spec(key, pm)
@@ -48,7 +57,7 @@ def set_value(key: str, text: str, pm=None):
         value = spec.parse(text)
     except (ValueError, TypeError) as exc:
         raise ValidationError(f"{key}: {exc}", field=key) from None
-    with database.atomic():
+    with refuse_conflict(f"{key} was changed at the same time; try again", key), database.atomic():
         row = Setting.get_or_none(Setting.key == key)
         before = None if row is None else row.value
         if row is None:

@@ -9,7 +9,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from core import audit, validate
 from core.clock import utcnow
-from core.db import database
+from core.db import database, refuse_conflict
 from core.errors import ValidationError
 from core.models import USER_ROLES, User
 
@@ -24,15 +24,27 @@ def generate_password() -> str:
     return secrets.token_urlsafe(16)
 
 
+def check_username(username, field="username") -> str:
+    """A valid username (letters, digits, ``.``, ``-``, ``_``), or ``ValidationError``."""
+    username = validate.text(username, field, max_length=150)
+    if not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
+        raise ValidationError(f"{field} may hold letters, digits, '.', '-' and '_' only", field)
+    return username
+
+
+def check_password(password, field="password") -> str:
+    """A password long enough to keep, or ``ValidationError``."""
+    if password is None or len(password) < MIN_PASSWORD:
+        raise ValidationError(f"{field} must be at least {MIN_PASSWORD} characters", field)
+    return password
+
+
 def create(username, password, role="admin") -> User:
     """Validate and create a staff user, audited."""
-    username = validate.text(username, "username", max_length=150)
-    if not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
-        raise ValidationError("username may hold letters, digits, '.', '-' and '_' only", "username")
+    username = check_username(username)
     role = validate.choice(role, "role", USER_ROLES)
-    if password is None or len(password) < MIN_PASSWORD:
-        raise ValidationError(f"password must be at least {MIN_PASSWORD} characters", "password")
-    with database.atomic():
+    check_password(password)
+    with refuse_conflict(f"user {username!r} already exists", "username"), database.atomic():
         if User.select().where(User.username == username).exists():
             raise ValidationError(f"user {username!r} already exists", "username")
         user = User.create(username=username, password_hash=_hasher.hash(password), role=role)

@@ -15,6 +15,7 @@ from core.money import parse as parse_money
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
+INT64_MAX = 2**63 - 1  # the largest value a BIGINT column holds
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,59}$")
 
 
@@ -69,6 +70,8 @@ def money(value, cur: str, field: str, *, allow_zero=True) -> Money:
         amount = parse_money(raw, cur)
     except MoneyError as exc:
         raise ValidationError(f"{field}: {exc}", field) from None
+    if abs(amount.minor) > INT64_MAX:
+        raise ValidationError(f"{field}: {raw!r} is too large", field)
     if amount.minor < 0 or (not allow_zero and amount.minor == 0):
         raise ValidationError(f"{field} must be {'zero or ' if allow_zero else ''}more than zero", field)
     return amount
@@ -88,6 +91,8 @@ def integer(value, field: str, *, minimum=None, maximum=None, required=True) -> 
             number = int(raw)
         except ValueError:
             raise ValidationError(f"{field} must be a whole number, got {raw!r}", field) from None
+    if abs(number) > INT64_MAX:
+        raise ValidationError(f"{field}: {number} is too large", field)
     if minimum is not None and number < minimum:
         raise ValidationError(f"{field} must be at least {minimum}", field)
     if maximum is not None and number > maximum:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 
@@ -51,14 +52,21 @@ def require_staff_unless_public():
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an open redirect would let a phishing link borrow our login.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
+    """``target`` if it is a path on this site, else the dashboard.
+
+    Browsers drop tabs and newlines from URLs and treat ``\\`` as ``/``, so anything
+    that could turn into ``//other.host`` is refused along with absolute URLs.
+    """
+    if target and target.isprintable() and not any(c.isspace() or c == "\\" for c in target):
+        parts = urlsplit(target)
+        if target.startswith("/") and not target.startswith("//") and not parts.scheme and not parts.netloc:
+            return target
     return url_for("admin.dashboard")
 
 
 @bp.route("/login", methods=("GET", "POST"))
 def login():
+    """The sign-in form; on success, back to the page that asked for it."""
     error = None
     status = 200
     if request.method == "POST":
@@ -78,6 +86,7 @@ def login():
 
 @bp.route("/logout", methods=("POST",))
 def logout():
+    """End the session (a POST with the CSRF token, so a link cannot sign anyone out)."""
     if g.user is not None:
         audit.record("user.logout", "user", g.user.id)
     session.clear()

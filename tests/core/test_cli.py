@@ -158,3 +158,52 @@ def test_init_bad_arguments_touch_nothing(cli, empty_db, args, message):
     assert result.exit_code == 2
     assert message in result.output
     assert table_names(empty_db) == []
+
+
+def test_init_bad_admin_user_touches_nothing(cli, empty_db):
+    from core.db import table_names
+
+    result = cli("init", "--admin-user", "bad name!")
+    assert result.exit_code == 2
+    assert "--admin-user may hold letters" in result.output
+    assert table_names(empty_db) == []
+
+
+def test_init_creates_a_missing_data_dir(db_url, tmp_path, pm):
+    from click.testing import CliRunner
+
+    from core.cli import cli
+
+    data_dir = tmp_path / "new" / "data"
+    env = {"WISPBILL_DATABASE_URL": db_url, "WISPBILL_DATA_DIR": str(data_dir), "WISPBILL_SECRET_KEY": "k" * 32}
+    result = CliRunner().invoke(cli, ["init", "--admin-password", "a good long password"], env=env)
+    assert result.exit_code == 0, result.output
+    assert data_dir.is_dir()
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["plans", "add", "--code", "a", "--name", "A", "--kind", "internet", "--price", "9" * 25, "--currency", "USD"],
+     2, "too large"),
+    (["plans", "add", "--code", "a", "--name", "A", "--kind", "internet", "--price", "1", "--currency", "USD",
+      "--data-cap-mb", "9" * 19], 2, "too large"),
+    (["serve", "--host", "no such host.invalid"], 2, "--host"),
+])
+def test_out_of_range_input_is_refused_cleanly(cli, args, code, message):
+    cli("migrate")
+    result = cli(*args)
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert Plan.select().count() == 0
+
+
+def test_serve_reports_a_port_in_use(cli):
+    import socket
+
+    cli("migrate")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = cli("serve", "--port", str(port))
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output

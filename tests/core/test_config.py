@@ -54,3 +54,32 @@ def test_bad_toml_is_refused(tmp_path):
     conf.write_text("database_url = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(env={"WISPBILL_CONFIG": str(conf), "WISPBILL_DATA_DIR": str(tmp_path)})
+
+
+def test_unwritable_data_dir_is_a_config_error(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores the mode: use a path under a file instead
+            target = tmp_path / "a-file"
+            target.write_text("")
+            locked = target / "data"
+        with pytest.raises(ConfigError, match="cannot keep the secret key"):
+            load_config(env={"WISPBILL_DATA_DIR": str(locked)})
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+
+
+def test_processes_starting_together_share_one_secret_key(tmp_path):
+    import concurrent.futures
+
+    with concurrent.futures.ProcessPoolExecutor(4) as pool:
+        keys = set(pool.map(_key_for, [str(tmp_path)] * 8))
+    assert len(keys) == 1
+    assert keys == {(tmp_path / "secret_key").read_text().strip()}
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temporary files left
+
+
+def _key_for(data_dir):
+    return load_config(env={"WISPBILL_DATA_DIR": data_dir}).secret_key

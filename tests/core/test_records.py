@@ -114,3 +114,56 @@ def test_users_hash_with_argon2_and_authenticate(db):
         users.create("other", "short")
     with pytest.raises(ValidationError, match="already exists"):
         users.create("clerk", "another long password")
+
+
+def test_search_treats_wildcards_literally(db):
+    make_customer(name="100% Fibre Ltd")
+    make_customer(name="1000 Hills Lodge")
+    make_customer(name="snake_case Inc")
+    make_customer(name="snakeXcase Inc")
+    assert [c.name for c in customers.search("100%")] == ["100% Fibre Ltd"]
+    assert [c.name for c in customers.search("SNAKE_")] == ["snake_case Inc"]
+    assert {c.name for c in customers.search("hills")} == {"1000 Hills Lodge"}
+
+
+def test_hand_typed_account_numbers_do_not_block_the_series(db):
+    make_customer(account_number="A000001")
+    make_customer(account_number="A000003")
+    numbers = [make_customer().account_number for _ in range(3)]
+    assert numbers == ["A000002", "A000004", "A000005"]
+
+
+def test_defaults_come_from_the_billing_settings(db, pm):
+    from core import settings
+
+    settings.set_value("billing.currency", "ngn")
+    settings.set_value("billing.terms_days", "30")
+    customer = customers.add(name="Ada")
+    assert (customer.currency, customer.terms_days) == ("NGN", 30)
+    plan = catalog.add(code="basic", name="Basic", kind="tv", price="5,000")
+    assert plan.currency == "NGN" and plan.price_minor == 500_000
+
+
+def test_racing_writers_get_a_clear_error_not_a_crash(db, db_url):
+    """Eight writers create the same user at once: one wins, the others are told why."""
+    import threading
+
+    from core.db import bind
+
+    db.close()
+    bind(db_url)
+    barrier = threading.Barrier(8)
+
+    def create(_conn):
+        barrier.wait()
+        try:
+            users.create("racer", "a long enough password")
+            return "created"
+        except ValidationError as exc:
+            return str(exc)
+        finally:
+            database.close()
+
+    outcomes = run_concurrently(db_url, create, workers=8)
+    assert outcomes.count("created") == 1
+    assert set(outcomes) - {"created"} == {"user 'racer' already exists"}

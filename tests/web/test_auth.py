@@ -1,5 +1,7 @@
 """Staff login with argon2 hashes, session cookie, CSRF on every form, logout."""
 
+import pytest
+
 from core.models import AuditEvent
 from tests.conftest import ADMIN_PASSWORD, csrf_token_from
 
@@ -43,10 +45,15 @@ def test_login_with_forged_csrf_token_is_rejected(client, admin_user):
     assert response.status_code == 400
 
 
-def test_open_redirect_after_login_is_refused(client, admin_user):
+@pytest.mark.parametrize("target", [
+    "//evil.example/x", "/%09/evil.example", "/%0A/evil.example", "/%5C/evil.example", "%5C%5Cevil.example",
+    "https://evil.example/", "javascript:alert(1)", "/%20/evil.example",
+])
+def test_open_redirect_after_login_is_refused(client, admin_user, target):
     token = csrf_token_from(client.get("/auth/login"))
-    response = client.post("/auth/login?next=//evil.example/x",
+    response = client.post(f"/auth/login?next={target}",
                            data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
     assert response.headers["Location"] == "/admin/"
 
 
