@@ -28,11 +28,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	@mkdir -p $(WISPBILL_DATA_DIR)
-	@$(BIN)/wispbill init --demo | tee $(WISPBILL_DATA_DIR)/init.log
-	@if grep -q "admin password" $(WISPBILL_DATA_DIR)/init.log; then \
-	  grep "^admin" $(WISPBILL_DATA_DIR)/init.log > $(WISPBILL_DATA_DIR)/demo-login.txt; \
-	  chmod 600 $(WISPBILL_DATA_DIR)/demo-login.txt; fi
+	@umask 077; mkdir -p $(WISPBILL_DATA_DIR); \
+	  out="$$($(BIN)/wispbill init --demo)" || exit 1; \
+	  echo "$$out" | grep -v "^admin password"; \
+	  if echo "$$out" | grep -q "^admin password"; then \
+	    echo "$$out" | grep "^admin" > $(WISPBILL_DATA_DIR)/demo-login.txt; fi
 	@echo "---"; echo "Sign in at http://$(HOST):$(PORT)/ with:"; \
 	  cat $(WISPBILL_DATA_DIR)/demo-login.txt 2>/dev/null || echo "(the admin created earlier)"; echo "---"
 	$(BIN)/wispbill serve --host $(HOST) --port $(PORT)

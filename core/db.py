@@ -8,11 +8,10 @@ job with :func:`connection` and wraps every write in ``database.atomic()``.
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 import peewee
 from playhouse.db_url import parse as parse_url
@@ -61,7 +60,11 @@ class SqliteDatabase(peewee.SqliteDatabase):
 
 def redact(url: str) -> str:
     """``url`` with any password replaced by ``***``, for messages and logs."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def make_database(url: str) -> peewee.Database:

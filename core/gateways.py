@@ -27,7 +27,7 @@ def _require(name: str, pm) -> GatewayInfo:
 def _answer(pm, hook, name, expected, **kwargs):
     plugin, answer = pm.call_first(hook, gateway=name, **kwargs)
     if answer is None:
-        raise PluginError("?", hook, f"no plugin handled gateway {name!r}")
+        raise PluginError(name, hook, f"no plugin answered for gateway {name!r}")
     if not isinstance(answer, expected):
         raise PluginError(plugin, hook, f"expected {expected}, got {answer!r}")
     return plugin, answer

@@ -20,7 +20,7 @@ def register_settings():
 
     Returns a list of :class:`core.hooktypes.SettingSpec`. Keys must be unique across all
     plugins (a key already declared is reported and left out) and should start with the
-    plugin's name (``mpesa.shortcode``). The core stores
+    plugin's name (``acmepay.shortcode``). The core stores
     the values, validates them with ``SettingSpec.parse`` when an operator sets them, and
     masks ``secret`` ones everywhere they are shown. Read values with
     ``core.settings.get(key)``.

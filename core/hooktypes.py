@@ -20,7 +20,7 @@ from core.money import Money
 class SettingSpec:
     """A setting a plugin (or the core) declares; the core stores and validates it.
 
-    ``key`` is dotted and starts with the plugin's own prefix (``stripe.api_key``).
+    ``key`` is dotted and starts with the plugin's own prefix (``acmepay.api_key``).
     ``secret`` values are never shown back in the UI, the API or the CLI.
     ``parse`` turns the text an operator typed into the stored value, raising
     ``ValueError`` with a message for bad input.

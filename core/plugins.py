@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "wispbill.plugins"
 
 BUILTIN_PLUGINS = (
     "plugins.company_settings",
+    "plugins.event_outbox",
     "plugins.log_notifier",
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from core import audit
 from core.db import database
 from core.hooktypes import UsageSample
 from core.models import Service, UsageRecord
@@ -39,4 +40,7 @@ def collect(since=None, pm=None) -> int:
                 period_start=r.period_start, period_end=r.period_end,
                 bytes_in=r.bytes_in, bytes_out=r.bytes_out,
             ).on_conflict_ignore().as_rowcount().execute()
+        if stored:
+            audit.record("usage.collect", "usage_record", None, None,
+                         {"stored": stored, "sources": sorted({r.source for r in rows})})
     return stored

@@ -1,5 +1,6 @@
 """The built wheel carries everything a non-editable install needs, and that install works."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,9 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+    # Build from a copy so that no build/ folder, stale or new, touches the source tree.
+    source = tmp_path_factory.mktemp("source") / "wispbill"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "var", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
     out = tmp_path_factory.mktemp("wheel")
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(out),
+         str(source)],
         capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
     return next(out.glob("wispbill-*.whl"))

@@ -4,7 +4,8 @@
 
 A migration keeps the SQL it was written with (a snapshot); the models move on. The test
 ``tests/core/test_migrations.py`` checks that the migrated schema still matches the
-models, so a model change without a migration fails the suite.
+models (columns, nullability, primary keys and the unique keys the domain relies on), so
+a model change without a migration fails the suite.
 """
 
 from __future__ import annotations

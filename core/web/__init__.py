@@ -13,7 +13,7 @@ from flask import Blueprint, Flask, g, redirect, url_for
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
-from core import __version__, audit
+from core import __version__, audit, settings
 from core.config import configure_logging, load_config
 from core.db import bind, database
 from core.errors import PluginError
@@ -89,7 +89,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.context_processor
     def _globals():
-        return {"wispbill_version": __version__}
+        company = None
+        if g.get("db_error") is None:
+            try:
+                company = settings.get_or("company.name", None)
+            except Exception:  # a page must render even when settings cannot be read
+                company = None
+        return {"wispbill_version": __version__, "company_name": company}
 
     return app
 

@@ -6,10 +6,12 @@ from core.money import currency as lookup_currency
 
 
 def _currency(text: str) -> str:
+    """An ISO 4217 code wispbill knows, upper-cased."""
     return lookup_currency(text.strip()).code
 
 
 def _terms(text: str) -> int:
+    """Whole days from 0 to 365."""
     try:
         days = int(text)
     except ValueError:
@@ -19,20 +21,13 @@ def _terms(text: str) -> int:
     return days
 
 
-def _prefix(text: str) -> str:
-    text = text.strip().upper()
-    if not text or not text.replace("-", "").isalnum() or len(text) > 10:
-        raise ValueError("prefix must be 1-10 letters, digits or dashes")
-    return text
-
-
 @hookimpl
 def register_settings():
+    """The company's name and details, and the defaults for new customers and plans."""
     return [
         SettingSpec("company.name", "Company name", default="My ISP"),
         SettingSpec("company.address", "Company address", default=""),
         SettingSpec("company.tax_id", "Company tax number", default=""),
         SettingSpec("billing.currency", "Default currency", default="USD", parse=_currency),
         SettingSpec("billing.terms_days", "Default payment terms (days)", default=14, parse=_terms),
-        SettingSpec("billing.invoice_prefix", "Invoice number prefix", default="INV", parse=_prefix),
     ]

@@ -14,6 +14,7 @@ log = logging.getLogger("wispbill.notify")
 
 @hookimpl
 def notify(message):
+    """Log messages of the ``log`` channel; leave every other channel to other notifiers."""
     if message.channel != "log":
         return None
     log.info("to %s: %s\n%s", message.to, message.subject, message.body)

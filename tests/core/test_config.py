@@ -83,3 +83,14 @@ def test_processes_starting_together_share_one_secret_key(tmp_path):
 
 def _key_for(data_dir):
     return load_config(env={"WISPBILL_DATA_DIR": data_dir}).secret_key
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://billing:s3cr@t@db.local:5432/wb", "postgresql://billing:***@db.local:5432/wb"),
+    ("postgresql://billing@db.local/wb", "postgresql://billing@db.local/wb"),
+    ("postgresql://b:p@h/wb?sslmode=require", "postgresql://b:***@h/wb?sslmode=require"),
+])
+def test_redact_hides_the_whole_password(url, shown):
+    from core.db import redact
+
+    assert redact(url) == shown

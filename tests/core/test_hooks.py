@@ -171,7 +171,7 @@ def test_hook_register_jobs(pm, caplog):
     pm.add(Broken(), "broken", "test")
     with caplog.at_level(logging.ERROR):
         jobs = {j.id: j for j in scheduler.collect_jobs()}
-    assert set(jobs) == {"shared.sync", "first.nightly", "first.typo"}
+    assert set(jobs) == {"shared.sync", "first.nightly", "first.typo", "event_outbox.dispatch"}
     assert jobs["shared.sync"].description == "second"  # asked first, kept; the duplicate refused
     assert "already registered" in caplog.text
     assert "unknown trigger 'sometimes'" in caplog.text
@@ -180,7 +180,7 @@ def test_hook_register_jobs(pm, caplog):
     # A schedule APScheduler refuses leaves out that job only; the others are scheduled.
     with caplog.at_level(logging.ERROR):
         sched = scheduler.build_scheduler(list(jobs.values()))
-    assert {j.id for j in sched.get_jobs()} == {"shared.sync", "first.nightly"}
+    assert {j.id for j in sched.get_jobs()} == {"shared.sync", "first.nightly", "event_outbox.dispatch"}
     assert "first.typo not scheduled" in caplog.text
     assert "hour='2'" in str(sched.get_job("first.nightly").trigger)
     assert sched.get_job("shared.sync").trigger.interval == dt.timedelta(minutes=1)

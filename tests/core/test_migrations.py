@@ -26,10 +26,6 @@ def test_migrate_again_applies_nothing(db):
     assert db.execute_sql("SELECT count(*) FROM schema_migrations").fetchone()[0] == before
 
 
-def _columns(db, table):
-    return {c.name for c in db.get_columns(table, schema=_schema(db))}
-
-
 def _schema(db):
     if isinstance(db, peewee.PostgresqlDatabase):
         return db.execute_sql("SELECT current_schema()").fetchone()[0]
@@ -37,10 +33,11 @@ def _schema(db):
 
 
 def test_models_match_migrated_schema(db):
-    """A model change without a migration fails here."""
+    """A model change without a migration fails here: columns, nullability and primary keys."""
     for model in ALL_MODELS:
-        expected = {f.column_name for f in model._meta.sorted_fields}
-        assert _columns(db, model._meta.table_name) == expected, model.__name__
+        expected = {f.column_name: (f.null, bool(f.primary_key)) for f in model._meta.sorted_fields}
+        actual = {c.name: (c.null, c.primary_key) for c in db.get_columns(model._meta.table_name, schema=_schema(db))}
+        assert actual == expected, model.__name__
 
 
 def test_unique_indexes_exist(db):

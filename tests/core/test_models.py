@@ -15,11 +15,29 @@ def _violates(fn):
             fn()
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys(db):
-    if isinstance(db, peewee.PostgresqlDatabase):
-        return  # PostgreSQL has neither setting; its foreign keys are always on
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+    from core.db import make_database
+
+    db = make_database(f"sqlite:///{tmp_path / 'pragmas.db'}")
+    db.connect()
     assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 10000
+    db.close()
+
+
+def test_decimals_round_trip_exactly(db):
+    from decimal import Decimal
+
+    from core.models import InvoiceLine
+
+    invoice = make_invoice()
+    line = InvoiceLine.create(invoice=invoice, position=1, kind="usage", description="data",
+                              quantity=Decimal("123456789012.123456"), unit_price_minor=1, amount_minor=1)
+    assert InvoiceLine.get_by_id(line.id).quantity == Decimal("123456789012.123456")
+    with pytest.raises(TypeError, match="expected a Decimal"):
+        InvoiceLine.create(invoice=invoice, position=2, kind="usage", description="x",
+                           quantity=0.1, unit_price_minor=1, amount_minor=1)
 
 
 def test_payment_reference_is_unique_per_gateway(db):

@@ -167,3 +167,15 @@ def test_racing_writers_get_a_clear_error_not_a_crash(db, db_url):
     outcomes = run_concurrently(db_url, create, workers=8)
     assert outcomes.count("created") == 1
     assert set(outcomes) - {"created"} == {"user 'racer' already exists"}
+
+
+def test_plan_and_user_creation_are_audited_without_secrets(db):
+    with audit.acting_as("cli:ops"):
+        plan = catalog.add(code="fibre", name="Fibre", kind="internet", price="50", currency="USD")
+        user = users.create("clerk2", "a long enough password", role="billing")
+    plan_event = AuditEvent.get((AuditEvent.action == "plan.create") & (AuditEvent.object_id == str(plan.id)))
+    assert plan_event.actor == "cli:ops" and plan_event.after["price_minor"] == 5000
+    user_event = AuditEvent.get((AuditEvent.action == "user.create") & (AuditEvent.object_id == str(user.id)))
+    assert user_event.after["username"] == "clerk2" and user_event.after["role"] == "billing"
+    assert "password_hash" not in user_event.after
+    assert "argon2" not in str(user_event.after)

@@ -33,7 +33,7 @@ def test_scheduler_runs_registered_jobs_with_a_database_connection(db, pm):
     pm.add(plugin, "counting", "test")
     db.close()
     scheduler = build_scheduler(collect_jobs(pm), scheduler_cls=BackgroundScheduler)
-    assert [j.id for j in scheduler.get_jobs()] == ["counting.tick"]
+    assert sorted(j.id for j in scheduler.get_jobs()) == ["counting.tick", "event_outbox.dispatch"]
     scheduler.start()
     try:
         assert plugin.ran.wait(10), "job never ran"
@@ -47,8 +47,32 @@ def test_scheduler_list_shows_plugin_jobs(cli, pm):
     cli("migrate")
     result = cli("scheduler", "--list", "--json")
     assert result.exit_code == 0, result.output
-    jobs = json.loads(result.output)
-    assert jobs == [{"id": "counting.tick", "trigger": "interval", "schedule": {"seconds": 0.2},
-                     "description": "count customers"}]
+    jobs = {job["id"]: job for job in json.loads(result.output)}
+    assert jobs["counting.tick"] == {"id": "counting.tick", "trigger": "interval", "schedule": {"seconds": 0.2},
+                                     "description": "count customers"}
+    assert jobs["event_outbox.dispatch"]["trigger"] == "interval"
     text = cli("scheduler", "--list")
-    assert text.output.startswith("counting.tick\tinterval")
+    assert "counting.tick\tinterval" in text.output
+
+
+def test_built_in_outbox_job_delivers_events(db, pm):
+    from core import events, hookimpl
+    from core.db import database
+    from core.models import Event
+    from core.scheduler import run_job
+
+    seen = []
+
+    class Listener:
+        @hookimpl
+        def handle_event(self, event):
+            seen.append((event.name, event.payload))
+
+    pm.add(Listener(), "listener", "test")
+    with database.atomic():
+        events.emit("customer.created", {"customer_id": 1})
+    job = {j.id: j for j in collect_jobs(pm)}["event_outbox.dispatch"]
+    assert run_job(job) == 1
+    assert seen == [("customer.created", {"customer_id": 1})]
+    assert Event.get().dispatched_at is not None
+    assert run_job(job) == 0  # delivered once

@@ -178,7 +178,7 @@ def test_blocked_plugins_are_not_loaded():
     assert "log_notifier" not in names(pm)
     assert "company_settings" in names(pm)
     assert pm.failures == []  # disabled is not a failure
-    assert [p.name for p in pm.report()] == ["company_settings"]
+    assert [p.name for p in pm.report()] == ["company_settings", "event_outbox"]
     with pytest.raises(NotFound):
         notify.send(message("log"), pm=pm)
 

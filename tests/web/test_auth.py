@@ -64,6 +64,7 @@ def test_logout_needs_csrf_and_ends_the_session(logged_in):
     response = logged_in.post("/auth/logout", data={"csrf_token": token})
     assert response.status_code == 302
     assert logged_in.get("/admin/").status_code == 302
+    assert AuditEvent.get(AuditEvent.action == "user.logout").actor == "user:admin"
 
 
 def test_deactivated_user_loses_the_session(logged_in, admin_user):

@@ -79,3 +79,11 @@ def test_unexpected_error_is_a_500_page_without_traceback(app, caplog):
     assert "unexpected error" in body
     assert "internal detail" not in body and "Traceback" not in body
     assert "internal detail that must not leak" in caplog.text  # but it is logged
+
+
+def test_company_name_setting_heads_every_page(logged_in):
+    from core import settings
+
+    settings.set_value("company.name", "Kijiji <Net>")
+    page = logged_in.get("/admin/plans").get_data(as_text=True)
+    assert '<span class="company">Kijiji &lt;Net&gt;</span>' in page  # shown, and escaped
