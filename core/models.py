@@ -88,6 +88,22 @@ class User(BaseModel):
     last_login_at = pw.DateTimeField(null=True)
 
 
+class StaffSession(BaseModel):
+    """A signed-in console session. The cookie carries the token; only its hash is stored.
+
+    Signing out revokes the row, so a copied cookie stops working at once rather than
+    when it would have expired.
+    """
+
+    token_hash = pw.CharField(max_length=64, unique=True)
+    user = pw.ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField()
+    revoked_at = pw.DateTimeField(null=True)
+    user_agent = pw.CharField(max_length=200, null=True)
+    remote_addr = pw.CharField(max_length=45, null=True)
+
+
 # --- customers and catalog ----------------------------------------------------------
 
 ACCOUNT_STATES = ("active", "reminded", "throttled", "suspended", "terminated")
@@ -448,7 +464,7 @@ class Event(BaseModel):
 
 
 ALL_MODELS = (
-    Setting, User, Customer, Plan, Router, Service, NumberSeries, Invoice, InvoiceLine,
+    Setting, User, StaffSession, Customer, Plan, Router, Service, NumberSeries, Invoice, InvoiceLine,
     InvoiceTax, CreditNote, CreditNoteLine, Payment, Allocation, Refund, LedgerEntry,
     UsageRecord, Enforcement, AuditEvent, Event,
 )

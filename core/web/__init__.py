@@ -6,14 +6,13 @@ environment), then ``test_config``. Each request holds one database connection.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from flask import Blueprint, Flask, g, redirect, url_for
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
-from core import __version__, audit, settings
+from core import __version__, audit, sessions, settings
 from core.config import configure_logging, load_config
 from core.db import bind, database
 from core.errors import PluginError
@@ -44,7 +43,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.session_cookie_secure,
-        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=sessions.LIFETIME,
         WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as the session it belongs to
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         WISPBILL=config,

@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 
-from core import audit, users
-from core.models import User
+from core import audit, sessions, users
+from core.db import database
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -16,10 +16,10 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 @bp.before_app_request
 def load_user():
     """Put the signed-in staff member (or ``None``) on ``g.user`` and make them the audit actor."""
-    user_id = session.get("user_id")
+    token = session.get("token")
     g.user = None
-    if user_id is not None and g.get("db_error") is None:
-        user = User.get_or_none((User.id == user_id) & (User.active == True))  # noqa: E712
+    if token is not None and g.get("db_error") is None:
+        user = sessions.resolve(token)
         if user is None:
             session.clear()
         else:
@@ -79,7 +79,7 @@ def login():
         else:
             session.clear()
             session.permanent = True
-            session["user_id"] = user.id
+            session["token"] = sessions.start(user, request.user_agent.string, request.remote_addr)
             return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", error=error), status
 
@@ -88,6 +88,8 @@ def login():
 def logout():
     """End the session (a POST with the CSRF token, so a link cannot sign anyone out)."""
     if g.user is not None:
-        audit.record("user.logout", "user", g.user.id)
+        with database.atomic():
+            sessions.revoke(session.get("token"))
+            audit.record("user.logout", "user", g.user.id)
     session.clear()
     return redirect(url_for("auth.login"))

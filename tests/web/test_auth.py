@@ -67,6 +67,38 @@ def test_logout_needs_csrf_and_ends_the_session(logged_in):
     assert AuditEvent.get(AuditEvent.action == "user.logout").actor == "user:admin"
 
 
+def test_a_copied_cookie_stops_working_after_sign_out(logged_in, app):
+    cookie = logged_in.get_cookie("wispbill_session").value
+    token = csrf_token_from(logged_in.get("/admin/"))
+    logged_in.post("/auth/logout", data={"csrf_token": token})
+    thief = app.test_client()
+    thief.set_cookie("wispbill_session", cookie)
+    assert thief.get("/admin/").status_code == 302
+
+
+def test_expired_session_is_refused(logged_in):
+    import datetime as dt
+
+    from core.models import StaffSession
+
+    assert logged_in.get("/admin/").status_code == 200
+    StaffSession.update(expires_at=dt.datetime(2000, 1, 1)).execute()
+    assert logged_in.get("/admin/").status_code == 302
+
+
+def test_session_rows_keep_only_a_hash_of_the_token(logged_in):
+    from flask.sessions import SecureCookieSessionInterface
+
+    from core.models import StaffSession
+
+    row = StaffSession.get()
+    assert len(row.token_hash) == 64 and row.revoked_at is None
+    app = logged_in.application
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    token = serializer.loads(logged_in.get_cookie("wispbill_session").value)["token"]
+    assert token not in row.token_hash
+
+
 def test_deactivated_user_loses_the_session(logged_in, admin_user):
     from core.models import User
 
