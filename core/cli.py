@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import signal
 import socket
 import sys
 
@@ -190,11 +191,15 @@ def scheduler(list_jobs, as_json):
                 click.echo("no jobs registered")
         return
     database.close()
+    runner = sched.build_scheduler(jobs)
+    # systemd stops services with SIGTERM: let running jobs finish, then leave cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: runner.shutdown(wait=False))
     click.echo(f"scheduler starting with {len(jobs)} job(s)")
     try:
-        sched.build_scheduler(jobs).start()
-    except (KeyboardInterrupt, SystemExit):
-        click.echo("scheduler stopped")
+        runner.start()
+    except KeyboardInterrupt:
+        pass
+    click.echo("scheduler stopped")
 
 
 @cli.command("plugins")

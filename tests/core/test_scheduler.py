@@ -76,3 +76,36 @@ def test_built_in_outbox_job_delivers_events(db, pm):
     assert seen == [("customer.created", {"customer_id": 1})]
     assert Event.get().dispatched_at is not None
     assert run_job(job) == 0  # delivered once
+
+
+def test_scheduler_process_delivers_events_and_stops_on_sigterm(db, db_url, tmp_path):
+    """`wispbill scheduler` as systemd runs it: jobs run, SIGTERM ends it cleanly."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core import events
+    from core.db import database
+    from core.models import Event
+    from tests.web.conftest import wispbill_env
+
+    with database.atomic():
+        events.emit("customer.created", {"customer_id": 42})
+    db.close()
+    process = subprocess.Popen([sys.executable, "-m", "core.cli", "scheduler"], env=wispbill_env(db_url, tmp_path),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while Event.get().dispatched_at is None:
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "the outbox job never ran"
+            time.sleep(0.25)
+            database.close()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "scheduler starting with" in output and "scheduler stopped" in output
