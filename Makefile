@@ -28,13 +28,13 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	@umask 077; mkdir -p $(WISPBILL_DATA_DIR); \
+	@umask 077; mkdir -p "$(WISPBILL_DATA_DIR)"; \
 	  out="$$($(BIN)/wispbill init --demo)" || exit 1; \
-	  echo "$$out" | grep -v "^admin password"; \
-	  if echo "$$out" | grep -q "^admin password"; then \
-	    echo "$$out" | grep "^admin" > $(WISPBILL_DATA_DIR)/demo-login.txt; fi
+	  printf '%s\n' "$$out" | grep -v "^admin password"; \
+	  if printf '%s\n' "$$out" | grep -q "^admin password"; then \
+	    printf '%s\n' "$$out" | grep "^admin" > "$(WISPBILL_DATA_DIR)/demo-login.txt"; fi
 	@echo "---"; echo "Sign in at http://$(HOST):$(PORT)/ with:"; \
-	  cat $(WISPBILL_DATA_DIR)/demo-login.txt 2>/dev/null || echo "(the admin created earlier)"; echo "---"
+	  cat "$(WISPBILL_DATA_DIR)/demo-login.txt" 2>/dev/null || echo "(the admin created earlier)"; echo "---"
 	$(BIN)/wispbill serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,47 +66,63 @@ def _as_bool(name: str, value) -> bool:
     raise ConfigError(f"WISPBILL_{name.upper()}: expected true or false, got {value!r}")
 
 
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages and logs.
+
+    The user information ends at the last ``@``, so a password holding ``@``, ``/``,
+    ``?`` or ``#`` is hidden whole.
+    """
+    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)(.*)@([^@]*)$", url)
+    return f"{match.group(1)}***@{match.group(3)}" if match else url
+
+
 def validate_database_url(url: str) -> str:
     """Return ``url`` if it names a database wispbill can use, else raise ConfigError."""
     parsed = urlparse(url)
+    shown = redact(url)
     if parsed.scheme not in SUPPORTED_SCHEMES:
         raise ConfigError(
-            f"WISPBILL_DATABASE_URL: unsupported scheme {parsed.scheme!r} in {url!r} "
+            f"WISPBILL_DATABASE_URL: unsupported scheme {parsed.scheme!r} in {shown!r} "
             "(use sqlite:///path/to/file.db or postgresql://user@host:port/dbname)"
         )
     if parsed.scheme == "sqlite" and not parsed.path.strip("/") and ":memory:" not in url:
-        raise ConfigError(f"WISPBILL_DATABASE_URL: no file path in {url!r}")
+        raise ConfigError(f"WISPBILL_DATABASE_URL: no file path in {shown!r}")
     if parsed.scheme != "sqlite" and not parsed.path.strip("/"):
-        raise ConfigError(f"WISPBILL_DATABASE_URL: no database name in {url!r}")
+        raise ConfigError(f"WISPBILL_DATABASE_URL: no database name in {shown!r}")
     return url
 
 
 def _secret_key(data_dir: Path) -> str:
     """Read the secret key kept in the data directory, creating it once if missing.
 
-    Two processes starting together on a new data directory both end up with the key
-    that was written first: the file is created exclusively and complete before it is
-    renamed into place.
+    Processes starting together on a new data directory all end up with the key that
+    was written first: each writes a complete private temporary file, and only the
+    first hard link to ``secret_key`` succeeds.
     """
     path = data_dir / "secret_key"
     try:
         if not path.exists():
             data_dir.mkdir(parents=True, exist_ok=True)
-            tmp = data_dir / f".secret_key.{os.getpid()}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(48) + "\n")
+            fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".secret_key.")
             try:
-                os.link(tmp, path)  # fails if another process got there first; keep theirs
-            except FileExistsError:
-                pass
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(48) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass  # another process won; use its key
             finally:
                 os.unlink(tmp)
-        return path.read_text().strip()
+        key = path.read_text().strip()
     except OSError as exc:
         raise ConfigError(
             f"WISPBILL_DATA_DIR: cannot keep the secret key in {data_dir}: {exc.strerror or exc} "
             "(make the directory writable or set WISPBILL_SECRET_KEY)") from None
+    if not key:
+        raise ConfigError(f"WISPBILL_DATA_DIR: {path} is empty; delete it to have a new key made")
+    return key
 
 
 def load_config(env=None, overrides: dict | None = None) -> Config:

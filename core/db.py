@@ -11,12 +11,12 @@ import contextlib
 import sqlite3
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
+from urllib.parse import unquote, urlparse
 
 import peewee
 from playhouse.db_url import parse as parse_url
 
-from core.config import validate_database_url
+from core.config import redact, validate_database_url
 from core.errors import DatabaseUnavailable, ValidationError
 
 database = peewee.DatabaseProxy()
@@ -56,15 +56,6 @@ class SqliteDatabase(peewee.SqliteDatabase):
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
-
-
-def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def make_database(url: str) -> peewee.Database:
@@ -127,16 +118,27 @@ def connection(db=None):
 
 @contextlib.contextmanager
 def refuse_conflict(message: str, field: str | None = None):
-    """Turn a constraint violation inside the block into a :class:`ValidationError`.
+    """Turn a unique-key violation inside the block into a :class:`ValidationError`.
 
-    Input is validated before it is written, so a violation that still happens is
+    Input is validated before it is written, so a duplicate that still happens is
     another writer racing for the same unique value; the transaction inside the block
-    has rolled back and nothing was written.
+    has rolled back and nothing was written. Other integrity errors (a foreign key, a
+    check) are bugs and pass through unchanged.
     """
     try:
         yield
-    except peewee.IntegrityError:
+    except peewee.IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise ValidationError(message, field) from None
+
+
+def is_unique_violation(exc: peewee.IntegrityError) -> bool:
+    """Whether ``exc`` reports a duplicate key (SQLite and PostgreSQL)."""
+    original = getattr(exc, "orig", None) or exc
+    if getattr(original, "sqlstate", None) == "23505":
+        return True
+    return "UNIQUE constraint failed" in str(original)
 
 
 def backend_name(db=None) -> str:

@@ -3,11 +3,14 @@
 :func:`emit` must run inside the transaction of the change, so an event exists exactly
 when its change does. :func:`dispatch_pending` offers undelivered events to every
 ``handle_event`` implementation; an event whose handler raised stays pending (with the
-error) and is offered again, so handlers must be idempotent on ``event.id``.
+error) and is offered again after a growing pause (5 s, 10 s, 20 s, ... up to an hour),
+so handlers must be idempotent on ``event.id``. After ``MAX_ATTEMPTS`` failures (about
+a day and a half of retrying) the event is left for staff, with its last error.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from core.clock import utcnow
@@ -17,7 +20,14 @@ from core.models import Event
 from core.plugins import get_manager
 
 _NAME = re.compile(r"^[a-z_]+\.[a-z_]+$")
-MAX_ATTEMPTS = 20
+MAX_ATTEMPTS = 40
+FIRST_RETRY = dt.timedelta(seconds=5)
+LONGEST_RETRY = dt.timedelta(hours=1)
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """How long to wait before offering an event again after ``attempts`` failures."""
+    return min(FIRST_RETRY * (2 ** min(attempts - 1, 20)), LONGEST_RETRY)
 
 
 def emit(name: str, payload: dict) -> Event:
@@ -33,8 +43,10 @@ def dispatch_pending(pm=None, limit: int = 500) -> int:
     """Offer pending events to plugins in order; return how many were delivered."""
     pm = pm or get_manager()
     delivered = 0
+    now = utcnow()
     pending = (Event.select()
-               .where(Event.dispatched_at.is_null() & (Event.attempts < MAX_ATTEMPTS))
+               .where(Event.dispatched_at.is_null() & (Event.attempts < MAX_ATTEMPTS)
+                      & (Event.next_attempt_at.is_null() | (Event.next_attempt_at <= now)))
                .order_by(Event.id).limit(limit))
     for row in pending:
         event = DomainEvent(id=row.id, name=row.name, payload=row.payload, created_at=row.created_at)
@@ -42,6 +54,7 @@ def dispatch_pending(pm=None, limit: int = 500) -> int:
         with database.atomic():
             if errors:
                 Event.update(attempts=Event.attempts + 1,
+                             next_attempt_at=utcnow() + retry_delay(row.attempts + 1),
                              last_error="; ".join(str(e) for e in errors)[:2000]).where(Event.id == row.id).execute()
             else:
                 Event.update(dispatched_at=utcnow(), attempts=Event.attempts + 1,

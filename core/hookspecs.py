@@ -78,8 +78,8 @@ def gateway_describe():
     """Describe the payment gateway(s) this plugin provides.
 
     Returns a :class:`core.hooktypes.GatewayInfo`, a list of them, or ``None``. Gateway
-    names must be unique: the first plugin asked keeps a name and a later claim is
-    reported and left out. Declare the gateway's settings with ``register_settings``.
+    names must be unique: the plugin registered first (built-ins before installed
+    plugins) keeps a name, and a later claim is reported and left out. Declare the gateway's settings with ``register_settings``.
     """
 
 
@@ -153,8 +153,8 @@ def enforcer_describe():
     """Describe the kind of router this plugin enforces on.
 
     Returns a :class:`core.hooktypes.EnforcerInfo` or ``None``. A router row's ``kind``
-    selects its enforcer; kinds must be unique across plugins (the first plugin asked
-    keeps a kind, a later claim is reported and left out). Declare settings with
+    selects its enforcer; kinds must be unique across plugins (the plugin registered
+    first keeps a kind, a later claim is reported and left out). Declare settings with
     ``register_settings``.
     """
 

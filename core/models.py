@@ -36,17 +36,28 @@ class JSONText(pw.TextField):
 
 
 class ExactDecimal(pw.TextField):
-    """A ``Decimal`` stored as its exact text (``"0.160000"``) on every backend; floats refused."""
+    """A ``Decimal`` stored as its exact text (``"0.16"``) on every backend; floats refused.
+
+    Compare and add these values in Python, not in SQL: as text, ``'10' < '9'``.
+    """
+
+    MAX_CHARS = 40
 
     def db_value(self, value):
         if value is None:
             return None
         if isinstance(value, (float, bool)) or not isinstance(value, (Decimal, int, str)):
             raise TypeError(f"{self.name}: expected a Decimal, got {type(value).__name__}")
-        number = Decimal(value)
+        try:
+            number = Decimal(value)
+        except ArithmeticError:
+            raise ValueError(f"{self.name}: {value!r} is not a number") from None
         if not number.is_finite():
             raise ValueError(f"{self.name}: {value!r} is not a finite number")
-        return format(number, "f")
+        text = format(number, "f")
+        if len(text) > self.MAX_CHARS:
+            raise ValueError(f"{self.name}: {value!r} has more than {self.MAX_CHARS} characters")
+        return text
 
     def python_value(self, value):
         return None if value is None else Decimal(value)
@@ -460,6 +471,7 @@ class Event(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
     dispatched_at = pw.DateTimeField(null=True, index=True)
     attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(null=True)
     last_error = pw.TextField(null=True)
 
 

@@ -26,6 +26,7 @@ ENTRY_POINT_GROUP = "wispbill.plugins"
 BUILTIN_PLUGINS = (
     "plugins.company_settings",
     "plugins.event_outbox",
+    "plugins.housekeeping",
     "plugins.log_notifier",
 )
 
@@ -183,13 +184,14 @@ class PluginManager(pluggy.PluginManager):
         return items
 
     def collect_named(self, hook_name: str, expected, key: str, **kwargs) -> dict:
-        """Items of a list hook by their ``key`` attribute; the first plugin asked keeps a name.
+        """Items of a list hook by their ``key`` attribute; the plugin registered first keeps a name.
 
-        A later item with a name already taken is logged and left out, so one plugin's
-        mistake does not hide the others.
+        Built-ins are registered before installed plugins, so an installed plugin cannot
+        quietly take over a built-in gateway, router kind or setting. A name claimed
+        again is logged with the claiming plugin's name and left out; the others stay.
         """
         found: dict = {}
-        for plugin, item in self.call_items(hook_name, expected, **kwargs):
+        for plugin, item in reversed(self.call_items(hook_name, expected, **kwargs)):
             name = getattr(item, key)
             if name in found:
                 log.error("%s", PluginError(plugin, hook_name, f"{key} {name!r} is already provided"))

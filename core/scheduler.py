@@ -24,7 +24,8 @@ def collect_jobs(pm=None) -> list[Job]:
     """Every registered job, checked: unique ids, known triggers, callable functions."""
     pm = pm or get_manager()
     jobs: dict[str, Job] = {}
-    for plugin, job in pm.call_items("register_jobs", Job):
+    # Registration order: a built-in's job id cannot be taken over by an installed plugin.
+    for plugin, job in reversed(pm.call_items("register_jobs", Job)):
         problem = None
         if job.id in jobs:
             problem = f"job id {job.id!r} is already registered"

@@ -10,7 +10,9 @@ from core.clock import utcnow
 from core.db import database
 from core.models import StaffSession, User
 
-LIFETIME = dt.timedelta(hours=12)
+LIFETIME = dt.timedelta(hours=12)  # since the last request: staff at work stay signed in
+RENEW_AFTER = dt.timedelta(minutes=5)  # write the new expiry at most this often
+KEEP_ENDED = dt.timedelta(days=30)  # ended sessions are kept this long, for the record
 
 
 def _hash(token: str) -> str:
@@ -26,14 +28,22 @@ def start(user: User, user_agent: str | None = None, remote_addr: str | None = N
 
 
 def resolve(token: str | None) -> User | None:
-    """The active user whose open, unexpired session ``token`` names, or ``None``."""
+    """The active user whose open, unexpired session ``token`` names, or ``None``.
+
+    Each use pushes the expiry back to :data:`LIFETIME` from now.
+    """
     if not token or not isinstance(token, str):
         return None
-    return (User.select()
-            .join(StaffSession)
-            .where((StaffSession.token_hash == _hash(token)) & StaffSession.revoked_at.is_null()
-                   & (StaffSession.expires_at > utcnow()) & (User.active == True))  # noqa: E712
-            .first())
+    now = utcnow()
+    row = (StaffSession.select(StaffSession, User).join(User)
+           .where((StaffSession.token_hash == _hash(token)) & StaffSession.revoked_at.is_null()
+                  & (StaffSession.expires_at > now) & (User.active == True))  # noqa: E712
+           .first())
+    if row is None:
+        return None
+    if row.expires_at < now + LIFETIME - RENEW_AFTER:
+        StaffSession.update(expires_at=now + LIFETIME).where(StaffSession.id == row.id).execute()
+    return row.user
 
 
 def revoke(token: str | None) -> None:
@@ -44,8 +54,9 @@ def revoke(token: str | None) -> None:
              .where((StaffSession.token_hash == _hash(token)) & StaffSession.revoked_at.is_null()).execute())
 
 
-def revoke_all(user: User) -> int:
-    """End every open session of ``user`` (after a password change or deactivation)."""
+def purge(now=None) -> int:
+    """Delete sessions that ended (expired or revoked) more than :data:`KEEP_ENDED` ago."""
+    cutoff = (now or utcnow()) - KEEP_ENDED
     with database.atomic():
-        return (StaffSession.update(revoked_at=utcnow())
-                .where((StaffSession.user == user) & StaffSession.revoked_at.is_null()).execute())
+        return (StaffSession.delete()
+                .where((StaffSession.expires_at < cutoff) | (StaffSession.revoked_at < cutoff)).execute())

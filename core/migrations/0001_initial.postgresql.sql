@@ -41,7 +41,7 @@ CREATE TABLE "enforcement" ("id" SERIAL NOT NULL PRIMARY KEY, "service_id" INTEG
 CREATE UNIQUE INDEX "enforcement_service_id" ON "enforcement" ("service_id");
 CREATE INDEX "enforcement_router_id" ON "enforcement" ("router_id");
 CREATE INDEX "enforcement_next_attempt_at" ON "enforcement" ("next_attempt_at");
-CREATE TABLE "event" ("id" SERIAL NOT NULL PRIMARY KEY, "name" VARCHAR(100) NOT NULL, "payload" TEXT NOT NULL, "created_at" TIMESTAMP NOT NULL, "dispatched_at" TIMESTAMP, "attempts" INTEGER NOT NULL, "last_error" TEXT);
+CREATE TABLE "event" ("id" SERIAL NOT NULL PRIMARY KEY, "name" VARCHAR(100) NOT NULL, "payload" TEXT NOT NULL, "created_at" TIMESTAMP NOT NULL, "dispatched_at" TIMESTAMP, "attempts" INTEGER NOT NULL, "next_attempt_at" TIMESTAMP, "last_error" TEXT);
 CREATE INDEX "event_dispatched_at" ON "event" ("dispatched_at");
 CREATE TABLE "invoice_tax" ("id" SERIAL NOT NULL PRIMARY KEY, "invoice_id" INTEGER NOT NULL, "name" VARCHAR(100) NOT NULL, "rate" TEXT NOT NULL, "compound" BOOLEAN NOT NULL, "taxable_minor" BIGINT NOT NULL, "tax_minor" BIGINT NOT NULL, "source" VARCHAR(100), FOREIGN KEY ("invoice_id") REFERENCES "invoice" ("id") ON DELETE CASCADE);
 CREATE INDEX "invoice_tax_invoice_id" ON "invoice_tax" ("invoice_id");

@@ -41,7 +41,7 @@ CREATE TABLE "enforcement" ("id" INTEGER NOT NULL PRIMARY KEY, "service_id" INTE
 CREATE UNIQUE INDEX "enforcement_service_id" ON "enforcement" ("service_id");
 CREATE INDEX "enforcement_router_id" ON "enforcement" ("router_id");
 CREATE INDEX "enforcement_next_attempt_at" ON "enforcement" ("next_attempt_at");
-CREATE TABLE "event" ("id" INTEGER NOT NULL PRIMARY KEY, "name" VARCHAR(100) NOT NULL, "payload" TEXT NOT NULL, "created_at" DATETIME NOT NULL, "dispatched_at" DATETIME, "attempts" INTEGER NOT NULL, "last_error" TEXT);
+CREATE TABLE "event" ("id" INTEGER NOT NULL PRIMARY KEY, "name" VARCHAR(100) NOT NULL, "payload" TEXT NOT NULL, "created_at" DATETIME NOT NULL, "dispatched_at" DATETIME, "attempts" INTEGER NOT NULL, "next_attempt_at" DATETIME, "last_error" TEXT);
 CREATE INDEX "event_dispatched_at" ON "event" ("dispatched_at");
 CREATE TABLE "invoice_tax" ("id" INTEGER NOT NULL PRIMARY KEY, "invoice_id" INTEGER NOT NULL, "name" VARCHAR(100) NOT NULL, "rate" TEXT NOT NULL, "compound" INTEGER NOT NULL, "taxable_minor" INTEGER NOT NULL, "tax_minor" INTEGER NOT NULL, "source" VARCHAR(100), FOREIGN KEY ("invoice_id") REFERENCES "invoice" ("id") ON DELETE CASCADE);
 CREATE INDEX "invoice_tax_invoice_id" ON "invoice_tax" ("invoice_id");

@@ -105,7 +105,9 @@ def _register_plugin_routes(app: Flask, pm) -> None:
 
     for plugin, bp in pm.call_items("register_routes", Blueprint):
         try:
-            bp.before_request(require_staff_unless_public)
             app.register_blueprint(bp)
+            # On the app, not the blueprint: a module-level blueprint is registered again by
+            # every app built in the same process, and Flask refuses changes after the first.
+            app.before_request_funcs.setdefault(bp.name, []).append(require_staff_unless_public)
         except Exception as exc:
             app.logger.error("%s", PluginError(plugin, "register_routes", exc))

@@ -77,6 +77,7 @@ def login():
             error = "Wrong username or password."
             status = 400
         else:
+            sessions.revoke(session.get("token"))  # signing in again ends the previous session
             session.clear()
             session.permanent = True
             session["token"] = sessions.start(user, request.user_agent.string, request.remote_addr)

@@ -89,8 +89,16 @@ def _key_for(data_dir):
     ("postgresql://billing:s3cr@t@db.local:5432/wb", "postgresql://billing:***@db.local:5432/wb"),
     ("postgresql://billing@db.local/wb", "postgresql://billing@db.local/wb"),
     ("postgresql://b:p@h/wb?sslmode=require", "postgresql://b:***@h/wb?sslmode=require"),
+    ("postgresql://b:pa/ss@h/wb", "postgresql://b:***@h/wb"),
+    ("postgresql://b:p?a#s@h:5432/wb", "postgresql://b:***@h:5432/wb"),
 ])
 def test_redact_hides_the_whole_password(url, shown):
-    from core.db import redact
+    from core.config import redact
 
     assert redact(url) == shown
+
+
+def test_config_errors_do_not_print_the_password(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"WISPBILL_DATA_DIR": str(tmp_path), "WISPBILL_DATABASE_URL": "mysql://u:hunter2@h/db"})
+    assert "hunter2" not in str(info.value) and "u:***@h" in str(info.value)

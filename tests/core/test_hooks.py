@@ -45,6 +45,7 @@ from core.hooktypes import (
     UsageSample,
 )
 from core.money import Money
+from core.plugins import build_manager
 
 SECRET = "test-secret-key-that-is-long-enough"
 
@@ -132,11 +133,11 @@ def test_hook_register_settings_duplicate_and_failing_plugins_are_left_out(pm, c
     pm.add(Broken(), "broken", "test")
     with caplog.at_level(logging.ERROR):
         specs = settings.declared()
-    assert specs["acme.region"].label == "Copied region"  # the first declaration wins
+    assert specs["acme.region"].label != "Copied region"  # registered first, acme keeps its key
     assert specs["copycat.colour"].default == "red"
     assert specs["acme.api_key"].secret is True
     assert "company.name" in specs
-    assert "already provided" in caplog.text and "'acme'" in caplog.text
+    assert "plugin 'copycat' failed in register_settings: key 'acme.region' is already provided" in caplog.text
     assert "'broken'" in caplog.text
 
 
@@ -171,8 +172,10 @@ def test_hook_register_jobs(pm, caplog):
     pm.add(Broken(), "broken", "test")
     with caplog.at_level(logging.ERROR):
         jobs = {j.id: j for j in scheduler.collect_jobs()}
-    assert set(jobs) == {"shared.sync", "first.nightly", "first.typo", "event_outbox.dispatch"}
-    assert jobs["shared.sync"].description == "second"  # asked first, kept; the duplicate refused
+    builtin = {j.id for j in scheduler.collect_jobs(build_manager(entry_points=False))}
+    assert "event_outbox.dispatch" in builtin
+    assert set(jobs) == {"shared.sync", "first.nightly", "first.typo"} | builtin
+    assert jobs["shared.sync"].description == "first"  # registered first, kept; the duplicate refused
     assert "already registered" in caplog.text
     assert "unknown trigger 'sometimes'" in caplog.text
     assert "not callable" in caplog.text
@@ -180,10 +183,10 @@ def test_hook_register_jobs(pm, caplog):
     # A schedule APScheduler refuses leaves out that job only; the others are scheduled.
     with caplog.at_level(logging.ERROR):
         sched = scheduler.build_scheduler(list(jobs.values()))
-    assert {j.id for j in sched.get_jobs()} == {"shared.sync", "first.nightly", "event_outbox.dispatch"}
+    assert {j.id for j in sched.get_jobs()} == {"shared.sync", "first.nightly"} | builtin
     assert "first.typo not scheduled" in caplog.text
     assert "hour='2'" in str(sched.get_job("first.nightly").trigger)
-    assert sched.get_job("shared.sync").trigger.interval == dt.timedelta(minutes=1)
+    assert sched.get_job("shared.sync").trigger.interval == dt.timedelta(minutes=5)
 
 
 def test_hook_register_jobs_run_job_holds_a_connection(db, pm):
@@ -374,7 +377,12 @@ def test_hook_handle_event(db, pm):
     assert "'flaky'" in stored.last_error and "mail server down" in stored.last_error
     assert [e.id for e in received] == [row.id]
 
-    # A later dispatch offers it again to every plugin; now it is delivered.
+    # It waits before the next try (5 s after the first failure), then is offered again to
+    # every plugin; now it is delivered.
+    assert stored.next_attempt_at - stored.created_at >= dt.timedelta(seconds=4)
+    assert events.dispatch_pending() == 0  # too early: nobody is called
+    assert flaky_calls == [row.id]
+    Event.update(next_attempt_at=dt.datetime(2000, 1, 1)).where(Event.id == row.id).execute()
     assert events.dispatch_pending() == 1
     stored = Event.get_by_id(row.id)
     assert stored.dispatched_at is not None and stored.attempts == 2 and stored.last_error is None
@@ -495,9 +503,9 @@ def test_hook_gateway_describe(pm, caplog):
     pm.add(Wrong(), "wrong", "test")
     with caplog.at_level(logging.ERROR):
         found = gateways.available()
-    # The plugin asked first (registered last) keeps the name; the clash and the wrong
+    # The plugin registered first keeps the name; the clash and the wrong
     # answer are reported by plugin name, and every other gateway is still there.
-    assert found["alpha"].label == "Another Alpha"
+    assert found["alpha"].label != "Another Alpha"
     assert set(found) == {"alpha", "beta", "boom"}
     assert "already provided" in caplog.text
     assert "plugin 'wrong' failed in gateway_describe" in caplog.text
@@ -741,9 +749,9 @@ def test_hook_enforcer_describe(pm, caplog):
     pm.add(Again(), "again", "test")
     with caplog.at_level(logging.ERROR):
         found = enforcers.available()
-    assert found["fake_radius"].label == "Second RADIUS"  # asked first, keeps the kind
+    assert found["fake_radius"].label == "Fake RADIUS"  # registered first, keeps the kind
     assert set(found) == {"fake_mikrotik", "fake_radius"}
-    assert "plugin 'radius' failed in enforcer_describe: kind 'fake_radius' is already provided" in caplog.text
+    assert "plugin 'again' failed in enforcer_describe: kind 'fake_radius' is already provided" in caplog.text
 
 
 def test_hook_enforcer_read_state(pm):
@@ -887,3 +895,45 @@ def test_hook_notify(pm, caplog):
 
     pm.add(LogOverride(), "override", "test")
     assert notify.send(Message("log", "ops", "s", "b")).notifier == "override"
+
+
+_SHARED_BP = Blueprint("shared_plugin", __name__, url_prefix="/plugins/shared")
+
+
+@_SHARED_BP.route("/open")
+def _shared_open():
+    return "open"
+
+
+_shared_open.wispbill_public = True
+
+
+@_SHARED_BP.route("/staff")
+def _shared_staff():
+    return "staff"
+
+
+def test_hook_handle_event_retry_delays_grow_to_an_hour():
+    from core import events
+
+    delays = [events.retry_delay(n) for n in (1, 2, 3, 4, 12, 40)]
+    assert delays[:4] == [dt.timedelta(seconds=s) for s in (5, 10, 20, 40)]
+    assert delays[4] == delays[5] == dt.timedelta(hours=1)
+
+
+def test_hook_register_routes_module_blueprint_in_every_app(pm, tmp_path):
+    """A plugin's module-level blueprint keeps its routes and its guard in each app built."""
+    from core.web import create_app
+
+    class Shared:
+        @hookimpl
+        def register_routes(self):
+            return [_SHARED_BP]
+
+    pm.add(Shared(), "shared", "test")
+    for n in range(2):
+        app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / f'app{n}.db'}", "DATA_DIR": str(tmp_path),
+                          "SECRET_KEY": SECRET, "PLUGIN_MANAGER": pm, "TESTING": True})
+        client = app.test_client()
+        assert client.get("/plugins/shared/open").get_data(as_text=True) == "open"
+        assert client.get("/plugins/shared/staff").status_code == 302

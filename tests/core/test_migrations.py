@@ -32,11 +32,23 @@ def _schema(db):
     return None
 
 
+_SAME_TYPE = {"AUTO": "INTEGER", "SERIAL": "INTEGER", "INT": "INTEGER", "BIGAUTO": "BIGINT",
+              "CHARACTER VARYING": "VARCHAR", "TIMESTAMP WITHOUT TIME ZONE": "TIMESTAMP", "BOOL": "BOOLEAN"}
+
+
+def _type_family(name: str) -> str:
+    name = name.upper().split("(")[0].strip()
+    return _SAME_TYPE.get(name, name)
+
+
 def test_models_match_migrated_schema(db):
-    """A model change without a migration fails here: columns, nullability and primary keys."""
+    """A model change without a migration fails here: columns, types, nullability, primary keys."""
+    field_types = db.field_types
     for model in ALL_MODELS:
-        expected = {f.column_name: (f.null, bool(f.primary_key)) for f in model._meta.sorted_fields}
-        actual = {c.name: (c.null, c.primary_key) for c in db.get_columns(model._meta.table_name, schema=_schema(db))}
+        expected = {f.column_name: (_type_family(field_types.get(f.field_type, f.field_type)), f.null,
+                                    bool(f.primary_key)) for f in model._meta.sorted_fields}
+        actual = {c.name: (_type_family(c.data_type), c.null, c.primary_key)
+                  for c in db.get_columns(model._meta.table_name, schema=_schema(db))}
         assert actual == expected, model.__name__
 
 

@@ -38,6 +38,11 @@ def test_decimals_round_trip_exactly(db):
     with pytest.raises(TypeError, match="expected a Decimal"):
         InvoiceLine.create(invoice=invoice, position=2, kind="usage", description="x",
                            quantity=0.1, unit_price_minor=1, amount_minor=1)
+    for bad, message in (("abc", "not a number"), ("NaN", "not a finite"), ("1e999", "more than 40")):
+        with pytest.raises(ValueError, match=message):
+            InvoiceLine.create(invoice=invoice, position=3, kind="usage", description="x",
+                               quantity=bad, unit_price_minor=1, amount_minor=1)
+    assert InvoiceLine.select().count() == 1
 
 
 def test_payment_reference_is_unique_per_gateway(db):

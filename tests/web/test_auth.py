@@ -104,3 +104,29 @@ def test_deactivated_user_loses_the_session(logged_in, admin_user):
 
     User.update(active=False).where(User.id == admin_user.id).execute()
     assert logged_in.get("/admin/").status_code == 302
+
+
+def test_sessions_slide_and_old_ones_are_purged(logged_in):
+    import datetime as dt
+
+    from core import sessions
+    from core.clock import utcnow
+    from core.models import StaffSession
+
+    StaffSession.update(expires_at=utcnow() + dt.timedelta(hours=1)).execute()
+    assert logged_in.get("/admin/").status_code == 200
+    assert StaffSession.get().expires_at > utcnow() + dt.timedelta(hours=11)  # pushed back on use
+
+    StaffSession.update(revoked_at=utcnow() - dt.timedelta(days=31)).execute()
+    assert sessions.purge() == 1
+    assert StaffSession.select().count() == 0
+
+
+def test_signing_in_again_ends_the_previous_session(logged_in):
+    from core.models import StaffSession
+
+    token = csrf_token_from(logged_in.get("/auth/login"))
+    logged_in.post("/auth/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token})
+    rows = list(StaffSession.select().order_by(StaffSession.id))
+    assert len(rows) == 2
+    assert rows[0].revoked_at is not None and rows[1].revoked_at is None
