@@ -135,6 +135,26 @@ def pricing_adjustments(invoice):
 
 
 @hookspec(firstresult=True)
+def pricing_describe_promo(code):
+    """Say whether promo code ``code`` (as typed, upper-cased) is one you honour.
+
+    Return a :class:`core.hooktypes.PromoInfo` if it is, else ``None``. The core asks
+    before it lets staff attach a code to a customer; the discount itself comes later
+    from ``pricing_adjustments``, which sees the customer's codes in ``invoice.promos``.
+    """
+
+
+@hookspec
+def tax_regions():
+    """List the tax regions you handle.
+
+    Return a list of :class:`core.hooktypes.TaxRegion`. The core refuses a customer whose
+    ``tax_region`` no plugin lists, and takes ``prices_include_tax`` from here when it
+    rates an invoice. A region listed by two plugins keeps the first.
+    """
+
+
+@hookspec(firstresult=True)
 def tax_lines(invoice):
     """Compute the tax of an invoice being rated.
 

@@ -150,6 +150,17 @@ class DraftLine:
     plan_code: str | None = None
     plan_kind: str | None = None
     quantity: Decimal = Decimal(1)
+    period_start: dt.date | None = None
+    period_end: dt.date | None = None  # inclusive, as printed
+
+
+@dataclass(frozen=True)
+class PromoUse:
+    """A promo code a customer redeemed, and on how many issued invoices it has discounted so far."""
+
+    code: str
+    redeemed_on: dt.date
+    times_applied: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,16 +175,44 @@ class DraftInvoice:
     tax_exempt: bool = False
     tax_inclusive: bool = False
     promo_codes: tuple[str, ...] = ()
+    promos: tuple[PromoUse, ...] = ()
 
 
 @dataclass(frozen=True)
 class Adjustment:
-    """A discount (negative) or surcharge (positive) line a pricing plugin adds."""
+    """A discount (negative) or surcharge (positive) line a pricing plugin adds.
+
+    ``promo_code`` names the redeemed promo code this adjustment comes from: once the
+    invoice is issued, the core counts one more use of that code for the customer
+    (see :class:`PromoUse`).
+    """
 
     description: str
     amount: Money
     tax_category: str = "standard"
     source: str = ""
+    promo_code: str | None = None
+
+
+@dataclass(frozen=True)
+class PromoInfo:
+    """A promo code a pricing plugin knows, as shown to staff when they attach it to a customer."""
+
+    code: str
+    description: str
+    valid_until: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class TaxRegion:
+    """A tax region a tax plugin handles: its code (as set on customers), name, and price convention.
+
+    ``prices_include_tax``: plan prices in this region are quoted with tax included.
+    """
+
+    code: str
+    name: str
+    prices_include_tax: bool = False
 
 
 @dataclass(frozen=True)

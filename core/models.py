@@ -209,6 +209,10 @@ class Service(BaseModel):
     next_bill_date = pw.DateField(null=True, index=True)
     price_override_minor = pw.BigIntegerField(null=True, constraints=[
         pw.Check("price_override_minor IS NULL OR price_override_minor >= 0")])
+    billed_through = pw.DateField(null=True)  # exclusive: every day before it is on an invoice or a charge
+    setup_billed = pw.BooleanField(default=False)
+    pending_plan = pw.ForeignKeyField(Plan, null=True, backref="pending_services", on_delete="RESTRICT")
+    pending_change_date = pw.DateField(null=True)
     router = pw.ForeignKeyField(Router, null=True, backref="services", on_delete="SET NULL")
     username = pw.CharField(max_length=100, null=True, unique=True)
     password = pw.CharField(max_length=255, null=True)
@@ -217,7 +221,10 @@ class Service(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
-        constraints = [pw.Check("end_date IS NULL OR end_date >= start_date")]
+        constraints = [
+            pw.Check("end_date IS NULL OR end_date >= start_date"),
+            pw.Check("(pending_plan_id IS NULL) = (pending_change_date IS NULL)"),
+        ]
 
 
 # --- invoices, credit notes ---------------------------------------------------------
@@ -247,6 +254,7 @@ class Invoice(BaseModel):
     subtotal_minor = pw.BigIntegerField(default=0)
     tax_minor = pw.BigIntegerField(default=0)
     total_minor = pw.BigIntegerField(default=0)
+    settled_minor = pw.BigIntegerField(default=0, constraints=[pw.Check("settled_minor >= 0")])
     issue_date = pw.DateField(null=True)
     due_date = pw.DateField(null=True)
     period_start = pw.DateField(null=True)
@@ -262,6 +270,7 @@ class Invoice(BaseModel):
             pw.Check("(series IS NULL) = (number IS NULL)"),
             pw.Check("status = 'draft' OR number IS NOT NULL"),
             pw.Check("total_minor = subtotal_minor + tax_minor OR tax_inclusive"),
+            pw.Check("settled_minor <= total_minor OR total_minor < 0"),
         ]
 
     @property
@@ -316,6 +325,7 @@ class CreditNote(BaseModel):
     subtotal_minor = pw.BigIntegerField(constraints=[pw.Check("subtotal_minor >= 0")])
     tax_minor = pw.BigIntegerField(default=0, constraints=[pw.Check("tax_minor >= 0")])
     total_minor = pw.BigIntegerField(constraints=[pw.Check("total_minor > 0")])
+    unallocated_minor = pw.BigIntegerField(default=0, constraints=[pw.Check("unallocated_minor >= 0")])
     reason = pw.TextField()
     issued_at = pw.DateTimeField(default=utcnow)
     created_by = pw.CharField(max_length=100)
@@ -332,6 +342,61 @@ class CreditNoteLine(BaseModel):
     description = pw.CharField(max_length=300)
     amount_minor = pw.BigIntegerField(constraints=[pw.Check("amount_minor > 0")])
     tax_minor = pw.BigIntegerField(default=0, constraints=[pw.Check("tax_minor >= 0")])
+
+
+# --- charges, promo codes, billing runs ---------------------------------------------
+
+CHARGE_KINDS = ("oneoff", "proration", "setup", "usage")
+
+
+class Charge(BaseModel):
+    """A charge waiting for the next invoice: a one-off, or the prorated part of a plan change.
+
+    The billing run puts every uninvoiced charge dated on or before its as-of date on the
+    customer's invoice and links it here, in the same transaction.
+    """
+
+    customer = pw.ForeignKeyField(Customer, backref="charges", on_delete="RESTRICT")
+    service = pw.ForeignKeyField(Service, null=True, backref="charges", on_delete="SET NULL")
+    kind = pw.CharField(max_length=20, constraints=[_choices_check("kind", CHARGE_KINDS)])
+    description = pw.CharField(max_length=300)
+    quantity = ExactDecimal(default=Decimal(1))
+    unit_price_minor = pw.BigIntegerField()
+    amount_minor = pw.BigIntegerField(constraints=[pw.Check("amount_minor >= 0")])
+    currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
+    tax_category = pw.CharField(max_length=40, default="standard")
+    charge_date = pw.DateField()
+    period_start = pw.DateField(null=True)
+    period_end = pw.DateField(null=True)
+    invoice = pw.ForeignKeyField(Invoice, null=True, backref="charges", on_delete="RESTRICT")
+    created_by = pw.CharField(max_length=150, default="system")
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class PromoRedemption(BaseModel):
+    """A promo code attached to a customer, and how many issued invoices it has discounted."""
+
+    customer = pw.ForeignKeyField(Customer, backref="promos", on_delete="CASCADE")
+    code = pw.CharField(max_length=60)
+    redeemed_on = pw.DateField()
+    times_applied = pw.IntegerField(default=0, constraints=[pw.Check("times_applied >= 0")])
+    created_by = pw.CharField(max_length=150, default="system")
+
+    class Meta:
+        indexes = ((("customer", "code"), True),)
+
+
+class BillingRun(BaseModel):
+    """One ``wispbill bill`` run: its as-of date, what it did, and how it ended."""
+
+    as_of = pw.DateField()
+    started_at = pw.DateTimeField(default=utcnow)
+    finished_at = pw.DateTimeField(null=True)
+    status = pw.CharField(max_length=20, default="running",
+                          constraints=[_choices_check("status", ("running", "finished", "failed"))])
+    invoices = pw.IntegerField(default=0)
+    failures = JSONText(null=True)
+    started_by = pw.CharField(max_length=150, default="system")
 
 
 # --- payments and the ledger --------------------------------------------------------
@@ -352,6 +417,7 @@ class Payment(BaseModel):
     currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
     received_at = pw.DateTimeField(default=utcnow)
     payer = pw.CharField(max_length=200, null=True)
+    unallocated_minor = pw.BigIntegerField(default=0, constraints=[pw.Check("unallocated_minor >= 0")])
     raw = JSONText(null=True)
     created_at = pw.DateTimeField(default=utcnow)
 
@@ -360,16 +426,18 @@ class Payment(BaseModel):
 
 
 class Allocation(BaseModel):
-    """The part of a payment (or of account credit) applied to one invoice."""
+    """The part of a payment or of a credit note applied to one invoice (exactly one source)."""
 
-    payment = pw.ForeignKeyField(Payment, backref="allocations", on_delete="RESTRICT")
+    payment = pw.ForeignKeyField(Payment, null=True, backref="allocations", on_delete="RESTRICT")
+    credit_note = pw.ForeignKeyField(CreditNote, null=True, backref="allocations", on_delete="RESTRICT")
     invoice = pw.ForeignKeyField(Invoice, backref="allocations", on_delete="RESTRICT")
     amount_minor = pw.BigIntegerField(constraints=[pw.Check("amount_minor > 0")])
     currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("payment", "invoice"), True),)
+        indexes = ((("payment", "invoice"), True), (("credit_note", "invoice"), True))
+        constraints = [pw.Check("(payment_id IS NULL) <> (credit_note_id IS NULL)")]
 
 
 class Refund(BaseModel):
@@ -477,6 +545,7 @@ class Event(BaseModel):
 
 ALL_MODELS = (
     Setting, User, StaffSession, Customer, Plan, Router, Service, NumberSeries, Invoice, InvoiceLine,
-    InvoiceTax, CreditNote, CreditNoteLine, Payment, Allocation, Refund, LedgerEntry,
+    InvoiceTax, CreditNote, CreditNoteLine, Charge, PromoRedemption, BillingRun, Payment, Allocation,
+    Refund, LedgerEntry,
     UsageRecord, Enforcement, AuditEvent, Event,
 )

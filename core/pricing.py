@@ -31,7 +31,8 @@ def adjustments(invoice: DraftInvoice, pm=None) -> list[Adjustment]:
             log.error("%s", PluginError(plugin, "pricing_adjustments",
                                         "answer is not a list of Adjustment in the invoice currency"))
             continue
-        found.extend(Adjustment(a.description, a.amount, a.tax_category, a.source or plugin) for a in good)
+        found.extend(Adjustment(a.description, a.amount, a.tax_category, a.source or plugin, a.promo_code)
+                     for a in good)
     return found
 
 

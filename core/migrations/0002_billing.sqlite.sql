@@ -1,0 +1,29 @@
+-- Schema version 2: the billing engine (charges, promo codes, billing runs, settlement).
+-- Allocations may now come from a credit note as well as from a payment; SQLite cannot
+-- relax a NOT NULL column in place, so the table is rebuilt with its rows.
+CREATE TABLE "allocation_new" ("id" INTEGER NOT NULL PRIMARY KEY, "payment_id" INTEGER, "credit_note_id" INTEGER, "invoice_id" INTEGER NOT NULL, "amount_minor" INTEGER NOT NULL CHECK (amount_minor > 0), "currency" VARCHAR(3) NOT NULL CHECK (length(currency) = 3 AND upper(currency) = currency), "created_at" DATETIME NOT NULL, FOREIGN KEY ("payment_id") REFERENCES "payment" ("id") ON DELETE RESTRICT, FOREIGN KEY ("credit_note_id") REFERENCES "credit_note" ("id") ON DELETE RESTRICT, FOREIGN KEY ("invoice_id") REFERENCES "invoice" ("id") ON DELETE RESTRICT, CHECK ((payment_id IS NULL) <> (credit_note_id IS NULL)));
+INSERT INTO "allocation_new" ("id", "payment_id", "credit_note_id", "invoice_id", "amount_minor", "currency", "created_at") SELECT "id", "payment_id", NULL, "invoice_id", "amount_minor", "currency", "created_at" FROM "allocation";
+DROP TABLE "allocation";
+ALTER TABLE "allocation_new" RENAME TO "allocation";
+CREATE INDEX "allocation_payment_id" ON "allocation" ("payment_id");
+CREATE INDEX "allocation_credit_note_id" ON "allocation" ("credit_note_id");
+CREATE INDEX "allocation_invoice_id" ON "allocation" ("invoice_id");
+CREATE UNIQUE INDEX "allocation_payment_id_invoice_id" ON "allocation" ("payment_id", "invoice_id");
+CREATE UNIQUE INDEX "allocation_credit_note_id_invoice_id" ON "allocation" ("credit_note_id", "invoice_id");
+ALTER TABLE "service" ADD COLUMN "billed_through" DATE;
+ALTER TABLE "service" ADD COLUMN "setup_billed" INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE "service" ADD COLUMN "pending_plan_id" INTEGER REFERENCES "plan" ("id") ON DELETE RESTRICT;
+ALTER TABLE "service" ADD COLUMN "pending_change_date" DATE;
+CREATE INDEX "service_pending_plan_id" ON "service" ("pending_plan_id");
+ALTER TABLE "invoice" ADD COLUMN "settled_minor" INTEGER NOT NULL DEFAULT 0 CHECK (settled_minor >= 0 AND (settled_minor <= total_minor OR total_minor < 0));
+ALTER TABLE "credit_note" ADD COLUMN "unallocated_minor" INTEGER NOT NULL DEFAULT 0 CHECK (unallocated_minor >= 0);
+ALTER TABLE "payment" ADD COLUMN "unallocated_minor" INTEGER NOT NULL DEFAULT 0 CHECK (unallocated_minor >= 0);
+UPDATE "service" SET "billed_through" = "start_date";
+CREATE TABLE "billing_run" ("id" INTEGER NOT NULL PRIMARY KEY, "as_of" DATE NOT NULL, "started_at" DATETIME NOT NULL, "finished_at" DATETIME, "status" VARCHAR(20) NOT NULL CHECK (status IN ('running', 'finished', 'failed')), "invoices" INTEGER NOT NULL, "failures" TEXT, "started_by" VARCHAR(150) NOT NULL);
+CREATE TABLE "charge" ("id" INTEGER NOT NULL PRIMARY KEY, "customer_id" INTEGER NOT NULL, "service_id" INTEGER, "kind" VARCHAR(20) NOT NULL CHECK (kind IN ('oneoff', 'proration', 'setup', 'usage')), "description" VARCHAR(300) NOT NULL, "quantity" TEXT NOT NULL, "unit_price_minor" INTEGER NOT NULL, "amount_minor" INTEGER NOT NULL CHECK (amount_minor >= 0), "currency" VARCHAR(3) NOT NULL CHECK (length(currency) = 3 AND upper(currency) = currency), "tax_category" VARCHAR(40) NOT NULL, "charge_date" DATE NOT NULL, "period_start" DATE, "period_end" DATE, "invoice_id" INTEGER, "created_by" VARCHAR(150) NOT NULL, "created_at" DATETIME NOT NULL, FOREIGN KEY ("customer_id") REFERENCES "customer" ("id") ON DELETE RESTRICT, FOREIGN KEY ("service_id") REFERENCES "service" ("id") ON DELETE SET NULL, FOREIGN KEY ("invoice_id") REFERENCES "invoice" ("id") ON DELETE RESTRICT);
+CREATE INDEX "charge_customer_id" ON "charge" ("customer_id");
+CREATE INDEX "charge_service_id" ON "charge" ("service_id");
+CREATE INDEX "charge_invoice_id" ON "charge" ("invoice_id");
+CREATE TABLE "promo_redemption" ("id" INTEGER NOT NULL PRIMARY KEY, "customer_id" INTEGER NOT NULL, "code" VARCHAR(60) NOT NULL, "redeemed_on" DATE NOT NULL, "times_applied" INTEGER NOT NULL CHECK (times_applied >= 0), "created_by" VARCHAR(150) NOT NULL, FOREIGN KEY ("customer_id") REFERENCES "customer" ("id") ON DELETE CASCADE);
+CREATE INDEX "promo_redemption_customer_id" ON "promo_redemption" ("customer_id");
+CREATE UNIQUE INDEX "promo_redemption_customer_id_code" ON "promo_redemption" ("customer_id", "code");
