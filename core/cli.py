@@ -360,6 +360,9 @@ def users_add(username, role, password):
     click.echo(f"created user {username} ({role})")
 
 
+from core import cli_billing  # noqa: E402,F401  (registers the billing commands on ``cli``)
+
+
 def add_plugin_commands(pm, group=None) -> None:
     """Let plugins add commands to ``group`` (the root CLI); a core command cannot be replaced."""
     group = group or cli

@@ -6,7 +6,7 @@ from peewee import SQL, NodeList, fn
 
 from core import audit, numbering, settings, validate
 from core.db import database, refuse_conflict
-from core.errors import ValidationError
+from core.errors import NotFound, ValidationError
 from core.models import Customer
 
 ACCOUNT_SERIES = "ACCOUNT"
@@ -36,6 +36,8 @@ def add(*, name, currency=None, email=None, phone=None, address=None, terms_days
         "tax_exemption_ref": validate.text(tax_exemption_ref, "tax_exemption_ref", required=False, max_length=100),
         "notes": validate.text(notes, "notes", required=False, max_length=5000),
     }
+    if data["tax_region"]:
+        data["tax_region"] = check_tax_region(data["tax_region"])
     if data["tax_exempt"] and not data["tax_exemption_ref"]:
         raise ValidationError("a tax-exempt customer needs an exemption reference", "tax_exemption_ref")
     wanted = validate.text(account_number, "account_number", required=False, max_length=40)
@@ -47,6 +49,29 @@ def add(*, name, currency=None, email=None, phone=None, address=None, terms_days
                 raise ValidationError(f"account number {wanted!r} is already in use", "account_number")
             customer = Customer.create(account_number=number, **data)
             audit.record("customer.create", "customer", customer.id, None, audit.snapshot(customer))
+    return customer
+
+
+def check_tax_region(code: str, pm=None) -> str:
+    """``code`` if a tax plugin defines that region, else a :class:`ValidationError` listing those that exist."""
+    from core.hooktypes import TaxRegion
+    from core.plugins import get_manager
+
+    known = (pm or get_manager()).collect_named("tax_regions", TaxRegion, "code")
+    if code not in known:
+        hint = ", ".join(sorted(known)) or "none: no tax plugin is installed"
+        raise ValidationError(f"no tax definition for region {code!r} (known regions: {hint})", "tax_region")
+    return code
+
+
+def find(account_or_id) -> Customer:
+    """A customer by account number, or by id given as ``#12``."""
+    text = str(account_or_id).strip()
+    customer = Customer.get_or_none(Customer.account_number == text)
+    if customer is None and text.startswith("#") and text[1:].isdigit():
+        customer = Customer.get_or_none(Customer.id == int(text[1:]))
+    if customer is None:
+        raise NotFound(f"no customer {text!r}")
     return customer
 
 

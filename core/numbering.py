@@ -26,3 +26,26 @@ def take(series: str, db=None) -> int:
         (series,),
     )
     return int(cursor.fetchone()[0])
+
+
+def take_block(series: str, count: int, db=None) -> int:
+    """Reserve ``count`` consecutive numbers of ``series``; return the first.
+
+    The block is gapless like single numbers: it is taken in the caller's transaction and
+    returned by a rollback.
+    """
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    db = db or database
+    if not db.in_transaction():
+        raise RuntimeError("numbering.take_block must run inside a transaction")
+    db.execute_sql(
+        f"INSERT INTO number_series (name, next_number) VALUES ({db.param}, 1) ON CONFLICT DO NOTHING",
+        (series,),
+    )
+    cursor = db.execute_sql(
+        f"UPDATE number_series SET next_number = next_number + {db.param} WHERE name = {db.param} "
+        f"RETURNING next_number - {db.param}",
+        (count, series, count),
+    )
+    return int(cursor.fetchone()[0])

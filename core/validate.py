@@ -6,6 +6,7 @@ the field.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from core.errors import ValidationError
@@ -115,3 +116,17 @@ def code(value, field="code") -> str:
         raise ValidationError(
             f"{field}: {value!r} must be lower-case letters, digits, '-' or '_' (up to 60)", field)
     return value
+
+
+def date(value, field: str, default=None) -> dt.date:
+    """A calendar date typed as ``2026-03-01`` (or already a ``date``); ``default`` when empty."""
+    if value in (None, ""):
+        if default is None:
+            raise ValidationError(f"{field} is required", field)
+        return default
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValidationError(f"{field} must be a date like 2026-03-01, not {value!r}", field) from None

@@ -10,6 +10,14 @@ def _currency(text: str) -> str:
     return lookup_currency(text.strip()).code
 
 
+def _prefix(text: str) -> str:
+    """Letters, digits and dashes, as printed before the year in document numbers."""
+    value = text.strip().upper()
+    if not value or len(value) > 20 or not all(c.isalnum() or c == "-" for c in value) or value.endswith("-"):
+        raise ValueError("a number prefix is up to 20 letters, digits or dashes, like INV")
+    return value
+
+
 def _terms(text: str) -> int:
     """Whole days from 0 to 365."""
     try:
@@ -30,4 +38,8 @@ def register_settings():
         SettingSpec("company.tax_id", "Company tax number", default=""),
         SettingSpec("billing.currency", "Default currency", default="USD", parse=_currency),
         SettingSpec("billing.terms_days", "Default payment terms (days)", default=14, parse=_terms),
+        SettingSpec("billing.invoice_prefix", "Invoice number prefix (INV-2026-000123)", default="INV",
+                    parse=_prefix),
+        SettingSpec("billing.credit_note_prefix", "Credit note number prefix (CN-2026-000001)", default="CN",
+                    parse=_prefix),
     ]

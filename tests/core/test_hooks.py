@@ -635,6 +635,80 @@ def test_hook_pricing_adjustments(pm, caplog):
     assert pricing.adjustments(_draft()) == [Adjustment("Late fee", Money(5000, "KES"), source="late-fees")]
 
 
+def test_hook_pricing_describe_promo(db, pm):
+    from core import promos
+    from core.hooktypes import PromoInfo
+    from core.models import PromoRedemption
+    from tests.factories import make_customer
+
+    class Broken:
+        @hookimpl
+        def pricing_describe_promo(self, code):
+            raise RuntimeError("promo service down")
+
+    class Loyalty:
+        @hookimpl
+        def pricing_describe_promo(self, code):
+            if code == "LOYAL10":
+                return PromoInfo("LOYAL10", "10% off", valid_until=dt.date(2026, 6, 30))
+            return None
+
+    pm.add(Loyalty(), "loyalty", "test")
+    pm.add(Broken(), "broken", "test")  # asked first; its failure is contained
+    customer = make_customer()
+    row = promos.redeem(customer, " loyal10 ", on=dt.date(2026, 3, 1))
+    assert (row.code, row.redeemed_on, row.times_applied) == ("LOYAL10", dt.date(2026, 3, 1), 0)
+    with pytest.raises(ValidationError, match="already has promo code 'LOYAL10'"):
+        promos.redeem(customer, "LOYAL10", on=dt.date(2026, 3, 2))
+    with pytest.raises(PluginError, match="'broken'.*promo service down"):
+        promos.redeem(customer, "nope")  # nobody honours it and a plugin could not say: not accepted
+    pm.unregister(name="broken")
+    with pytest.raises(ValidationError, match="unknown promo code 'NOPE'"):
+        promos.redeem(customer, "nope")
+    with pytest.raises(ValidationError, match="ended on 2026-06-30"):
+        promos.redeem(make_customer(), "LOYAL10", on=dt.date(2026, 7, 1))
+    assert PromoRedemption.select().count() == 1
+
+
+def test_hook_tax_regions(db, pm):
+    from core import billing, customers
+    from core.hooktypes import TaxRegion
+    from core.models import BillingRun, Invoice
+    from tests.factories import make_customer, make_plan, make_service
+
+    class Atlantis:
+        @hookimpl
+        def tax_regions(self):
+            return [TaxRegion("AT-LANTIS", "Atlantis", prices_include_tax=True)]
+
+    class Copycat:
+        @hookimpl
+        def tax_regions(self):
+            return [TaxRegion("AT-LANTIS", "Atlantis again", prices_include_tax=False)]
+
+    pm.add(Atlantis(), "atlantis", "test")
+    pm.add(Copycat(), "copycat", "test")
+    customer = make_customer(tax_region="AT-LANTIS")
+    assert customer.tax_region == "AT-LANTIS"
+    with pytest.raises(ValidationError, match="no tax definition for region 'NOWHERE'.*AT-LANTIS"):
+        customers.add(name="Lost", currency="KES", tax_region="NOWHERE")
+    assert customers.search("Lost") == []
+
+    ctx = billing._Context(pm, dt.date(2026, 3, 1))
+    assert ctx.regions["AT-LANTIS"].prices_include_tax is True  # the first plugin's entry
+
+    class Failing:
+        @hookimpl
+        def tax_regions(self):
+            raise RuntimeError("regions file unreadable")
+
+    make_service(customer, make_plan())
+    pm.add(Failing(), "failing", "test")
+    with pytest.raises(billing.BillingError, match="'failing' cannot list its regions: regions file unreadable"):
+        billing.run(dt.date(2026, 3, 1))
+    assert Invoice.select().count() == 0 and BillingRun.select().count() == 0
+
+
 def test_hook_tax_lines(pm):
     from core import pricing
 
