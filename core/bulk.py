@@ -19,8 +19,10 @@ def is_sqlite(db) -> bool:
 
 def to_date(value):
     """A date from what the driver returned (SQLite gives text)."""
-    if value is None or isinstance(value, dt.date):
+    if value is None or type(value) is dt.date:
         return value
+    if isinstance(value, dt.datetime):
+        return value.date()
     return dt.date.fromisoformat(value[:10])
 
 

@@ -77,9 +77,6 @@ def issue(invoice: Invoice, *, reason: str, parts: list[Part] | None = None, amo
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError("a credit note needs a reason", "reason")
-    if invoice.status not in ("issued", "paid"):
-        raise ValidationError(f"invoice {invoice.display_number or invoice.id} is {invoice.status}; "
-                              "only issued invoices can be credited", "invoice")
     if parts and amount is not None:
         raise ValidationError("give either lines or an amount, not both", "amount")
     if amount is not None and amount.currency != invoice.currency:
@@ -88,6 +85,9 @@ def issue(invoice: Invoice, *, reason: str, parts: list[Part] | None = None, amo
         allocation.lock_customer(invoice.customer_id)
         invoice = Invoice.get_by_id(invoice.id)
         customer = Customer.get_by_id(invoice.customer_id)
+        if invoice.status not in ("issued", "paid"):
+            raise ValidationError(f"invoice {invoice.display_number or invoice.id} is {invoice.status}; "
+                                  "only issued invoices can be credited", "invoice")
         done_total, done_tax = credited(invoice)
         left_total = invoice.total_minor - done_total
         if left_total <= 0:

@@ -144,6 +144,8 @@ def is_unique_violation(exc: peewee.IntegrityError) -> bool:
 def backend_name(db=None) -> str:
     """``sqlite`` or ``postgresql`` for the bound (or given) database."""
     db = db or database.obj
+    if isinstance(db, peewee.DatabaseProxy):
+        db = db.obj
     return "postgresql" if isinstance(db, peewee.PostgresqlDatabase) else "sqlite"
 
 

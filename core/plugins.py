@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "wispbill.plugins"
 
 BUILTIN_PLUGINS = (
+    "plugins.bundles",
     "plugins.company_settings",
     "plugins.event_outbox",
     "plugins.housekeeping",
