@@ -12,7 +12,9 @@ from core.models import AuditEvent, Customer, Plan, User
 COMMANDS = [
     [], ["init"], ["migrate"], ["serve"], ["scheduler"], ["plugins"], ["customers"], ["customers", "add"],
     ["customers", "list"], ["plans"], ["plans", "add"], ["plans", "list"], ["settings", "list"],
-    ["settings", "set"], ["users", "add"],
+    ["settings", "set"], ["users", "add"], ["customers", "show"], ["customers", "promo"], ["services", "add"],
+    ["services", "list"], ["services", "change"], ["services", "cancel"], ["charges", "add"], ["bill"],
+    ["invoices", "list"], ["invoices", "show"], ["invoices", "pdf"], ["credit-notes", "add"], ["ledger"],
 ]
 
 
