@@ -24,11 +24,13 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "wispbill.plugins"
 
 BUILTIN_PLUGINS = (
+    "plugins.billing_run",
     "plugins.bundles",
     "plugins.company_settings",
     "plugins.event_outbox",
     "plugins.housekeeping",
     "plugins.log_notifier",
+    "plugins.tax_regions",
 )
 
 

@@ -1,0 +1,62 @@
+"""Tax by region from an editable data file, through the tax hooks.
+
+Regions come from the shipped ``regions.toml`` and, on top of it, the operator's own
+file named by the setting ``tax_regions.file`` (see ``docs/taxes.md``).
+"""
+
+from pathlib import Path
+
+from core import hookimpl
+from core.errors import ValidationError
+from core.hooktypes import SettingSpec, TaxRegion
+
+from . import regions
+from .regions import check_file, load_regions
+
+__all__ = ["check_file", "load_regions", "register_settings", "tax_lines", "tax_regions"]
+
+
+def parse_file_setting(text: str) -> str:
+    """The operator's regions file as an absolute path, after checking that it is valid.
+
+    An empty value means: the shipped regions only. Raises ``ValueError`` with the
+    problem (file, region, key) for a file that is missing or malformed.
+    """
+    text = text.strip()
+    regions.invalidate()
+    if not text:
+        return ""
+    path = Path(text).expanduser().resolve()
+    try:
+        check_file(path)
+    except ValidationError as exc:
+        raise ValueError(str(exc)) from None
+    return str(path)
+
+
+@hookimpl
+def register_settings():
+    """The operator's own tax regions file."""
+    return [SettingSpec(
+        regions.SETTING, "Tax regions file", default="", parse=parse_file_setting,
+        help="A TOML file of tax regions that replace or add to the shipped ones (see docs/taxes.md). "
+             "Empty: the shipped regions only.",
+    )]
+
+
+@hookimpl
+def tax_regions():
+    """Every region defined in the shipped file and the operator's file."""
+    return [TaxRegion(plan.code, plan.region.name, plan.region.prices_include_tax)
+            for plan in regions.current().values()]
+
+
+@hookimpl
+def tax_lines(invoice):
+    """Tax per tax and rate for ``invoice``; ``None`` for a region no file defines, ``[]`` when exempt."""
+    plan = regions.current().get(invoice.tax_region)
+    if plan is None:
+        return None
+    if invoice.tax_exempt:
+        return []
+    return plan.tax_lines(invoice.lines, invoice.currency, invoice.tax_inclusive)
