@@ -557,3 +557,109 @@ def test_bad_input_is_refused_and_nothing_is_written(db, pm):
         services.add(customer=c, plan="home", start_date="next tuesday")
     assert Plan.select().where(Plan.code.in_(("neg", "xyz"))).count() == 0
     assert Service.select().count() == 0
+
+
+# --- the shipped tax regions through the run ---------------------------------------------
+
+def test_real_regions_compound_two_taxes_and_mixed_rates(db, pm):
+    ke = customer(name="Nairobi", tax_region="KE")
+    services.add(customer=ke, plan=plan("ke-home", "4,002.00", tax_category="internet"), start_date=D(2026, 3, 1),
+                 billing_mode="prepaid")
+    india = customer(name="Pune", currency="INR", tax_region="IN")
+    services.add(customer=india, plan=plan("in-home", "1,000.00", currency="INR"), start_date=D(2026, 3, 1),
+                 billing_mode="prepaid")
+    de = customer(name="Berlin", currency="EUR", tax_region="DE")
+    services.add(customer=de, plan=plan("de-home", "119.00", currency="EUR"), start_date=D(2026, 3, 1),
+                 billing_mode="prepaid")
+    charges.add(customer=de, description="Printed manual", amount="10.70", tax_category="reduced",
+                charge_date=D(2026, 3, 1))
+    assert billing.run(D(2026, 3, 1)).invoices == 3
+
+    def taxes(c):
+        inv = only_invoice(c)[0]
+        rows = [(t.name, t.rate, t.compound, t.taxable_minor, t.tax_minor) for t in inv.taxes.order_by(InvoiceTax.id)]
+        return (inv.subtotal_minor, inv.tax_minor, inv.total_minor), rows
+
+    # Kenya, prices include tax: 4,002.00 = net x 1.15 x 1.16, net 3,000.00; excise 450.00; VAT on 3,450.00 = 552.00
+    assert taxes(ke) == ((300000, 100200, 400200), [
+        ("Excise duty", Decimal("0.15"), False, 300000, 45000),
+        ("VAT", Decimal("0.16"), True, 345000, 55200)])
+    # India, exclusive: CGST 9% and SGST 9% of 1,000.00, each its own line
+    assert taxes(india) == ((100000, 18000, 118000), [
+        ("CGST", Decimal("0.09"), False, 100000, 9000), ("SGST", Decimal("0.09"), False, 100000, 9000)])
+    # Germany, inclusive: 119.00 at 19% (net 100.00) and 10.70 at 7% (net 10.00), one row per rate
+    got = taxes(de)
+    assert got[0] == (11000, 1970, 12970)
+    assert sorted(got[1]) == [("USt", Decimal("0.07"), False, 1000, 70), ("USt", Decimal("0.19"), False, 10000, 1900)]
+
+
+# --- properties ----------------------------------------------------------------------------
+
+PLANS = [("p-home", "internet", "2,999.00", "internet"), ("p-tv", "tv", "1,250.50", "tv"),
+         ("p-phone", "phone", "333.33", "telecom"), ("p-ip", "vas", "500.00", "standard")]
+
+
+def test_properties_lines_sum_to_totals_and_a_second_run_changes_nothing(db, vat):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from core import settings as wb_settings
+
+    wb_settings.set_value("bundles.bundles", json.dumps(
+        [{"code": "duo", "kinds": ["internet", "tv"], "percent": "12.5"}]))
+    for code, kind, price, category in PLANS:
+        catalog.add(code=code, name=code, kind=kind, price=price, currency="KES", tax_category=category)
+    counter = iter(range(10**6))
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        region=st.sampled_from([None, "KE", "TESTVAT"]),
+        exempt=st.booleans(),
+        subs=st.lists(st.tuples(st.sampled_from([p[0] for p in PLANS]), st.integers(1, 28), st.booleans()),
+                      min_size=1, max_size=4),
+        extra=st.lists(st.integers(1, 10**7), max_size=2),
+        as_of=st.dates(D(2026, 1, 1), D(2026, 12, 31)),
+    )
+    def check(region, exempt, subs, extra, as_of):
+        c = customer(name=f"Prop {next(counter)}", tax_region=region, tax_exempt=exempt,
+                     tax_exemption_ref="EX-1" if exempt else None)
+        for code, day, prepaid in subs:
+            services.add(customer=c, plan=code, start_date=D(2026, 1, day), anchor_day=day,
+                         billing_mode="prepaid" if prepaid else "postpaid")
+        for minor in extra:
+            charges.add(customer=c, description="Extra", amount=Money(minor, "KES"), charge_date=D(2026, 1, 1))
+        billing.run(as_of)
+        for inv in only_invoice(c):
+            line_sum = sum(line.amount_minor for line in inv.lines)
+            tax_sum = sum(t.tax_minor for t in inv.taxes)
+            assert inv.tax_minor == tax_sum
+            if inv.tax_inclusive:
+                assert inv.total_minor == line_sum and inv.subtotal_minor == line_sum - tax_sum
+            else:
+                assert inv.subtotal_minor == line_sum and inv.total_minor == line_sum + tax_sum
+            assert inv.total_minor >= 0 and (inv.tax_minor == 0 or not exempt)
+        before = [m.select().count() for m in (Invoice, InvoiceLine, InvoiceTax, LedgerEntry, Charge)]
+        assert billing.run(as_of).invoices == 0
+        assert [m.select().count() for m in (Invoice, InvoiceLine, InvoiceTax, LedgerEntry, Charge)] == before
+        assert ledger.balance(c).minor == sum(i.total_minor for i in only_invoice(c))
+
+    check()
+
+
+def test_a_price_change_is_a_new_version_and_services_keep_their_price(db, pm):
+    c = customer()
+    v1 = plan("home", "3,000.00")
+    s = services.add(customer=c, plan="home", start_date=D(2026, 3, 1), billing_mode="prepaid")
+    v2 = plan("home", "3,300.00")
+    assert (v1.version, v2.version, s.plan_id) == (1, 2, v1.id)
+    late = services.add(customer=customer(name="Late"), plan="home", start_date=D(2026, 3, 1),
+                        billing_mode="prepaid")
+    assert late.plan_id == v2.id  # new subscriptions take the newest version
+    billing.run(D(2026, 3, 1))
+    billing.run(D(2026, 4, 1))
+    assert [inv.total_minor for inv in only_invoice(c)] == [300000, 300000]
+    # The operator moves the service at renewal: from May it pays the new price.
+    result = services.change_plan(s, "home@2", on=D(2026, 5, 1))
+    assert result["upgrade"] and result["credit_notes"] == [] and result["charges"] == []
+    billing.run(D(2026, 5, 1))
+    assert only_invoice(c)[-1].total_minor == 330000
