@@ -32,15 +32,19 @@ def lock_customer(customer_id: int) -> None:
     list(Customer.select(Customer.id).where(Customer.id == customer_id).for_update())
 
 
-def settle(invoice: Invoice, amount_minor: int, *, payment_id=None, credit_note_id=None) -> Allocation:
-    """Apply ``amount_minor`` of one source to ``invoice``; mark it paid when nothing is left."""
+def settle(invoice: Invoice, amount_minor: int, *, payment_id=None, credit_note_id=None,
+           closing_status: str = "paid") -> Allocation:
+    """Apply ``amount_minor`` of one source to ``invoice``; when nothing is left it becomes ``closing_status``.
+
+    ``paid`` (the default) emits ``invoice.paid``; a void closes the invoice without it.
+    """
     allocation = Allocation.create(payment=payment_id, credit_note=credit_note_id, invoice=invoice.id,
                                    amount_minor=amount_minor, currency=invoice.currency)
     invoice.settled_minor += amount_minor
     fields = {Invoice.settled_minor: Invoice.settled_minor + amount_minor}
     if invoice.settled_minor >= invoice.total_minor:
-        invoice.status = "paid"
-        fields[Invoice.status] = "paid"
+        invoice.status = closing_status
+        fields[Invoice.status] = closing_status
     Invoice.update(fields).where(Invoice.id == invoice.id).execute()
     if invoice.status == "paid":
         events.emit("invoice.paid", {"invoice_id": invoice.id, "customer_id": invoice.customer_id})

@@ -155,6 +155,7 @@ def _rate_services(ctx, customer, services, usage) -> tuple[list, list]:
             if svc.pending_plan_id and svc.pending_date <= svc.billed_through:
                 svc.plan_id, svc.pending_plan_id, svc.pending_date, svc.switched = \
                     svc.pending_plan_id, None, None, True
+                svc.override = None  # a plan change ends a service's own price
                 plan = ctx.plans[svc.plan_id]
                 if plan.currency != currency:
                     raise WispbillError(f"service {svc.id} moves to plan {plan.code!r} priced in {plan.currency}")
@@ -254,7 +255,7 @@ def rate(ctx, customer, services, charges, promos, usage) -> _Rated | None:
     adjustments = _clamp(pricing.adjustments(draft, ctx.pm), lines_total)
     for adj in adjustments:
         lines.append(DraftLine("discount", adj.description, adj.amount, adj.tax_category))
-        meta.append((adj.amount.minor, Decimal(1)))
+        meta.append((adj.amount.minor, Decimal(1), (adj.source or "")[:100] or None))
     if adjustments:
         draft = DraftInvoice(customer_id, currency, ctx.as_of, tuple(lines), region_code, bool(exempt), inclusive,
                              draft.promo_codes, draft.promos)
@@ -393,9 +394,10 @@ def _write(ctx, rated_list, touched, charges, with_credit, result) -> None:
             number = first + i
             inv_id = ids[number]
             cid, currency = r.customer[0], r.customer[1]
-            for pos, (line, (unit, qty)) in enumerate(r.lines, 1):
+            for pos, (line, (unit, qty, *source)) in enumerate(r.lines, 1):
                 line_rows.append((inv_id, pos, line.kind, line.description[:300], line.service_id, str(qty), unit,
-                                  line.amount.minor, line.tax_category, line.period_start, line.period_end, None))
+                                  line.amount.minor, line.tax_category, line.period_start, line.period_end,
+                                  source[0] if source else None))
             for t in r.taxes:
                 tax_rows.append((inv_id, t.name, str(t.rate), t.compound, t.taxable.minor, t.tax.minor, t.source))
             display = f"{series}-{number:06d}"
@@ -436,15 +438,16 @@ def _write_services(ctx, touched, now) -> None:
         plan = ctx.plans[svc.plan_id]
         nxt = next_bill_date(svc, plan)
         status = "cancelled" if nxt is None and svc.end is not None else svc.status
-        rows.append((svc.plan_id, svc.billed_through, nxt, svc.setup_billed, svc.pending_plan_id, svc.pending_date,
-                     status, svc.id))
+        rows.append((svc.plan_id, svc.override, svc.billed_through, nxt, svc.setup_billed, svc.pending_plan_id,
+                     svc.pending_date, status, svc.id))
         if svc.switched:
             events.append(("service.changed", _json({"service_id": svc.id, "customer_id": svc.customer_id,
                                                       "plan_id": svc.plan_id}), now, 0))
         if status == "cancelled" and svc.status != "cancelled":
             events.append(("service.cancelled", _json({"service_id": svc.id, "customer_id": svc.customer_id}),
                            now, 0))
-    execute_many(db, f"UPDATE service SET plan_id = {p}, billed_through = {p}, next_bill_date = {p}, "
+    execute_many(db, f"UPDATE service SET plan_id = {p}, price_override_minor = {p}, billed_through = {p}, "
+                     f"next_bill_date = {p}, "
                      f"setup_billed = {p}, pending_plan_id = {p}, pending_change_date = {p}, status = {p} "
                      f"WHERE id = {p}", rows)
     insert_rows(db, "event", ("name", "payload", "created_at", "attempts"), events)

@@ -35,7 +35,7 @@ def _money(value: dict) -> str:
 @click.argument("customer")
 @click.option("--json", "as_json", is_flag=True)
 def customers_show(customer, as_json):
-    """Show a customer with their services, open invoices and balance."""
+    """Show a customer with their services, recent invoices, promo codes and balance."""
     open_database()
     c = customers.find(customer)
     data = customers.as_dict(c)
@@ -259,7 +259,10 @@ def invoices_pdf(invoice, output, as_json):
     open_database()
     inv = invoices.find(invoice)
     path = Path(output or f"{inv.display_number or inv.id}.pdf")
-    path.write_bytes(documents.invoice_pdf(inv))
+    try:
+        path.write_bytes(documents.invoice_pdf(inv))
+    except OSError as exc:
+        raise click.UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     _out({"invoice": inv.display_number, "path": str(path)}, f"wrote {path}", as_json)
 
 

@@ -87,7 +87,7 @@ def issue(invoice: Invoice, *, reason: str, parts: list[Part] | None = None, amo
         customer = Customer.get_by_id(invoice.customer_id)
         if invoice.status not in ("issued", "paid"):
             raise ValidationError(f"invoice {invoice.display_number or invoice.id} is {invoice.status}; "
-                                  "only issued invoices can be credited", "invoice")
+                                  "only issued or paid invoices can be credited", "invoice")
         done_total, done_tax = credited(invoice)
         left_total = invoice.total_minor - done_total
         if left_total <= 0:
@@ -155,7 +155,7 @@ def issue(invoice: Invoice, *, reason: str, parts: list[Part] | None = None, amo
         due = invoice.total_minor - invoice.settled_minor
         if invoice.status == "issued" and due > 0:
             used = min(due, total)
-            allocation.settle(invoice, used, credit_note_id=note.id)
+            allocation.settle(invoice, used, credit_note_id=note.id, closing_status="void" if void else "paid")
             CreditNote.update(unallocated_minor=total - used).where(CreditNote.id == note.id).execute()
         if void:
             Invoice.update(status="void").where(Invoice.id == invoice.id).execute()

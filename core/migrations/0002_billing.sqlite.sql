@@ -13,7 +13,7 @@ CREATE UNIQUE INDEX "allocation_credit_note_id_invoice_id" ON "allocation" ("cre
 ALTER TABLE "service" ADD COLUMN "billed_through" DATE;
 ALTER TABLE "service" ADD COLUMN "setup_billed" INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE "service" ADD COLUMN "pending_plan_id" INTEGER REFERENCES "plan" ("id") ON DELETE RESTRICT;
-ALTER TABLE "service" ADD COLUMN "pending_change_date" DATE;
+ALTER TABLE "service" ADD COLUMN "pending_change_date" DATE CHECK ((pending_plan_id IS NULL) = (pending_change_date IS NULL));
 CREATE INDEX "service_pending_plan_id" ON "service" ("pending_plan_id");
 ALTER TABLE "invoice" ADD COLUMN "settled_minor" INTEGER NOT NULL DEFAULT 0 CHECK (settled_minor >= 0 AND (settled_minor <= total_minor OR total_minor < 0));
 ALTER TABLE "credit_note" ADD COLUMN "unallocated_minor" INTEGER NOT NULL DEFAULT 0 CHECK (unallocated_minor >= 0);

@@ -45,6 +45,8 @@ def test_subscribe_bill_show_credit_and_ledger(cli, billed, tmp_path):
     assert "KES 1,645.16" in text.output
 
     pdf = ok(cli("invoices", "pdf", number, "-o", str(tmp_path / "inv.pdf"), "--json"))
+    unwritable = cli("invoices", "pdf", number, "-o", str(tmp_path / "missing" / "inv.pdf"))
+    assert unwritable.exit_code == 2 and "cannot write" in unwritable.output
     page = PdfReader(pdf["path"]).pages[0].extract_text()
     assert "INV-2026-000001" in page and "1,645.16" in page
 
@@ -83,6 +85,7 @@ def test_subscribe_bill_show_credit_and_ledger(cli, billed, tmp_path):
     (["charges", "add", "{account}", "--description", "x", "--amount", "-3"], "amount"),
     (["customers", "promo", "{account}", "NOPE"], "unknown promo code 'NOPE'"),
     (["services", "change", "999", "fast"], "no service 999"),
+    (["invoices", "pdf", "1", "-o", "/nonexistent/dir/x.pdf"], "no invoice '1'"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(cli, billed, args, message):
     args = [a.replace("{account}", billed) for a in args]
