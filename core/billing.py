@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -71,21 +70,23 @@ class _Svc:
     """A service row as the run reads and updates it."""
 
     __slots__ = ("id", "customer_id", "plan_id", "status", "mode", "start", "end", "anchor", "next_bill",
-                 "override", "billed_through", "setup_billed", "pending_plan_id", "pending_date", "switched")
+                 "override", "billed_through", "setup_billed", "pending_plan_id", "pending_date", "switched",
+                 "usage_billed_through")
 
     def __init__(self, row):
         (self.id, self.customer_id, self.plan_id, self.status, self.mode, start, end, self.anchor, next_bill,
-         self.override, billed_through, setup_billed, self.pending_plan_id, pending_date) = row
+         self.override, billed_through, setup_billed, self.pending_plan_id, pending_date, usage_through) = row
         self.start, self.end, self.next_bill = to_date(start), to_date(end), to_date(next_bill)
         self.billed_through = to_date(billed_through) or self.start
         self.setup_billed = bool(setup_billed)
         self.pending_date = to_date(pending_date)
+        self.usage_billed_through = to_date(usage_through) or self.start
         self.switched = False
 
 
 _SERVICE_COLUMNS = ("id, customer_id, plan_id, status, billing_mode, start_date, end_date, anchor_day, "
                     "next_bill_date, price_override_minor, billed_through, setup_billed, pending_plan_id, "
-                    "pending_change_date")
+                    "pending_change_date, usage_billed_through")
 
 
 def _day(d: dt.date) -> str:
@@ -108,9 +109,11 @@ def segment(svc, plan) -> tuple[dt.date, dt.date, dt.date, dt.date, dt.date] | N
 
 
 def next_bill_date(svc, plan) -> dt.date | None:
-    """When the service next needs billing, ``None`` when it never will again."""
+    """When the service next needs the run (a stretch to bill or a usage window to rate); ``None``: never."""
     seg = segment(svc, plan)
-    return None if seg is None else seg[4]
+    window = usage_window(svc, plan) if plan.data_cap_mb and plan.overage_per_gb_minor else None
+    dates = [d for d in (seg[4] if seg else None, window[1] if window else None) if d is not None]
+    return min(dates) if dates else None
 
 
 def _price(svc, plan) -> int:
@@ -135,6 +138,13 @@ class _Context:
                     self.regions.setdefault(region.code, region)
         self.prefix = settings.get_or("billing.invoice_prefix", "INV", pm=pm)
 
+    def plan(self, plan_id: int) -> Plan:
+        """A plan by id; one created since the run started is read when first needed."""
+        found = self.plans.get(plan_id)
+        if found is None:
+            found = self.plans[plan_id] = Plan.get_by_id(plan_id)
+        return found
+
 
 class _Rated:
     """One customer's invoice, rated and ready to write."""
@@ -148,15 +158,17 @@ def _rate_services(ctx, customer, services, usage) -> tuple[list, list]:
     lines, meta = [], []
     currency = customer[1]
     for svc in services:
-        plan = ctx.plans[svc.plan_id]
+        plan = ctx.plan(svc.plan_id)
         if plan.currency != currency:
             raise WispbillError(f"service {svc.id} is priced in {plan.currency}, the customer in {currency}")
         for _ in range(MAX_PERIODS_PER_RUN):
-            if svc.pending_plan_id and svc.pending_date <= svc.billed_through:
+            if svc.pending_plan_id and svc.pending_date <= min(svc.billed_through, ctx.as_of):
+                # Usage up to the switch is rated with the plan it was used under.
+                _usage(ctx, svc, plan, currency, usage, svc.pending_date, lines, meta)
                 svc.plan_id, svc.pending_plan_id, svc.pending_date, svc.switched = \
                     svc.pending_plan_id, None, None, True
                 svc.override = None  # a plan change ends a service's own price
-                plan = ctx.plans[svc.plan_id]
+                plan = ctx.plan(svc.plan_id)
                 if plan.currency != currency:
                     raise WispbillError(f"service {svc.id} moves to plan {plan.code!r} priced in {plan.currency}")
             seg = segment(svc, plan)
@@ -173,9 +185,11 @@ def _rate_services(ctx, customer, services, usage) -> tuple[list, list]:
             lines.append(DraftLine("recurring" if whole else "proration", desc, Money(amount, currency),
                                    plan.tax_category, svc.id, plan.code, plan.kind, Decimal(1), start, last))
             meta.append((price, Decimal(1) if whole else Decimal(amount) / price if price else Decimal(0)))
-            if plan.overage_per_gb_minor and plan.data_cap_mb:
-                _overage(ctx, svc, plan, currency, usage, start, end, lines, meta)
             svc.billed_through = end
+        else:
+            raise WispbillError(f"service {svc.id} has more than {MAX_PERIODS_PER_RUN} periods due; "
+                                "bill it in steps with earlier --as-of dates")
+        _usage(ctx, svc, plan, currency, usage, ctx.as_of, lines, meta)
         if not svc.setup_billed:
             if plan.setup_fee_minor:
                 lines.append(DraftLine("setup", f"Setup: {plan.name}", Money(plan.setup_fee_minor, currency),
@@ -185,32 +199,43 @@ def _rate_services(ctx, customer, services, usage) -> tuple[list, list]:
     return lines, meta
 
 
-def _overage(ctx, svc, plan, currency, usage, start, end, lines, meta):
-    """Usage over the data cap, billed once the usage is known.
+def usage_window(svc, plan) -> tuple[dt.date, dt.date] | None:
+    """The next usage window not yet rated: the rest of its billing period, up to the end of service."""
+    ub = svc.usage_billed_through
+    if svc.end is not None and ub >= svc.end:
+        return None
+    _p0, p1 = periods.containing(ub, period=plan.period, period_length=plan.period_days,
+                                 anchor_day=svc.anchor, origin=svc.start)
+    return ub, min(p1, svc.end) if svc.end is not None else p1
 
-    A postpaid stretch is billed at its end, so its own usage counts; a prepaid one is
-    billed at its start, so the stretch before it counts.
+
+def _usage(ctx, svc, plan, currency, usage, until, lines, meta):
+    """Rate every usage window that has ended by ``until`` with ``plan``: data over the cap, per GB.
+
+    A window is rated once, when it is over, with the plan in force at its end, whether
+    the service is prepaid or postpaid (usage is only known afterwards).
     """
-    if svc.mode == "prepaid":
-        if start <= svc.start:
+    capped = bool(plan.data_cap_mb and plan.overage_per_gb_minor)
+    for _ in range(MAX_PERIODS_PER_RUN):
+        window = usage_window(svc, plan)
+        if window is None or window[1] > until:
             return
-        before = start - dt.timedelta(days=1)
-        q0, _q1 = periods.containing(before, period=plan.period, period_length=plan.period_days,
-                                     anchor_day=svc.anchor, origin=svc.start)
-        lo, hi = max(q0, svc.start), start
-    else:
-        lo, hi = start, end
-    used = sum(b for day, b in usage.get(svc.id, ()) if lo <= day < hi)
-    over = used - plan.data_cap_mb * BYTES_PER_MB
-    if over <= 0:
-        return
-    gb = Decimal(math.ceil(over / BYTES_PER_MB)) / 1000
-    amount = int((gb * plan.overage_per_gb_minor).to_integral_value(rounding="ROUND_HALF_UP"))
-    last = hi - dt.timedelta(days=1)
-    lines.append(DraftLine("usage", f"Data over the {plan.data_cap_mb:,} MB cap, {_day(lo)} to {_day(last)}: "
-                                    f"{gb} GB", Money(amount, currency), plan.tax_category, svc.id, plan.code,
-                           plan.kind, gb, lo, last))
-    meta.append((plan.overage_per_gb_minor, gb))
+        lo, hi = window
+        svc.usage_billed_through = hi
+        if not capped:
+            continue
+        used = sum(b for day, b in usage.get(svc.id, ()) if lo <= day < hi)
+        over = used - plan.data_cap_mb * BYTES_PER_MB
+        if over <= 0:
+            continue
+        gb = Decimal(-(-over // BYTES_PER_MB)) / 1000  # whole MB, rounded up, in GB
+        amount = int((gb * plan.overage_per_gb_minor).to_integral_value(rounding="ROUND_HALF_UP"))
+        last = hi - dt.timedelta(days=1)
+        lines.append(DraftLine("usage", f"Data over the {plan.data_cap_mb:,} MB cap, {_day(lo)} to {_day(last)}: "
+                                        f"{gb} GB", Money(amount, currency), plan.tax_category, svc.id, plan.code,
+                               plan.kind, gb, lo, last))
+        meta.append((plan.overage_per_gb_minor, gb))
+    raise WispbillError(f"service {svc.id} has more than {MAX_PERIODS_PER_RUN} usage periods due")
 
 
 def _clamp(adjustments, lines_total: int):
@@ -283,7 +308,9 @@ def rate(ctx, customer, services, charges, promos, usage) -> _Rated | None:
     return rated
 
 
-def _lock(db) -> None:
+def lock(db=None) -> None:
+    """Take the billing lock for this transaction: a run's chunk and a plan change never interleave."""
+    db = db or database
     if not is_sqlite(db):
         db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
 
@@ -333,7 +360,7 @@ def _load_chunk(ctx, lo: int, hi: int):
         f"UNION SELECT customer_id FROM payment WHERE customer_id BETWEEN {p} AND {p} AND unallocated_minor > 0",
         (lo, hi, lo, hi))}
     capped = [s.id for group in services.values() for s in group
-              if ctx.plans[s.plan_id].data_cap_mb and ctx.plans[s.plan_id].overage_per_gb_minor]
+              if ctx.plan(s.plan_id).data_cap_mb and ctx.plan(s.plan_id).overage_per_gb_minor]
     usage: dict[int, list] = {}
     for i in range(0, len(capped), 500):
         ids = capped[i:i + 500]
@@ -348,7 +375,7 @@ def _load_chunk(ctx, lo: int, hi: int):
 def _bill_chunk(ctx, ids: list[int], result: RunResult) -> None:
     db = database
     with db.atomic():
-        _lock(db)
+        lock(db)
         customers, services, charges, promos, with_credit, usage = _load_chunk(ctx, ids[0], ids[-1])
         wanted = set(ids)
         rated_list: list[_Rated] = []
@@ -435,11 +462,11 @@ def _write_services(ctx, touched, now) -> None:
     p = db.param
     rows, events = [], []
     for svc in touched:
-        plan = ctx.plans[svc.plan_id]
+        plan = ctx.plan(svc.plan_id)
         nxt = next_bill_date(svc, plan)
         status = "cancelled" if nxt is None and svc.end is not None else svc.status
         rows.append((svc.plan_id, svc.override, svc.billed_through, nxt, svc.setup_billed, svc.pending_plan_id,
-                     svc.pending_date, status, svc.id))
+                     svc.pending_date, svc.usage_billed_through, status, svc.id))
         if svc.switched:
             events.append(("service.changed", _json({"service_id": svc.id, "customer_id": svc.customer_id,
                                                       "plan_id": svc.plan_id}), now, 0))
@@ -448,7 +475,8 @@ def _write_services(ctx, touched, now) -> None:
                            now, 0))
     execute_many(db, f"UPDATE service SET plan_id = {p}, price_override_minor = {p}, billed_through = {p}, "
                      f"next_bill_date = {p}, "
-                     f"setup_billed = {p}, pending_plan_id = {p}, pending_change_date = {p}, status = {p} "
+                     f"setup_billed = {p}, pending_plan_id = {p}, pending_change_date = {p}, usage_billed_through = {p}, "
+                     f"status = {p} "
                      f"WHERE id = {p}", rows)
     insert_rows(db, "event", ("name", "payload", "created_at", "attempts"), events)
 

@@ -123,12 +123,13 @@ def _change_report(result) -> dict:
 @click.argument("plan")
 @click.option("--on", help="Day the change takes effect (default today).")
 @click.option("--now", is_flag=True, help="Make a downgrade take effect at once rather than at renewal.")
+@click.option("--at-renewal", is_flag=True, help="Change when the current period ends, even for an upgrade.")
 @click.option("--json", "as_json", is_flag=True)
-def services_change(service_id, plan, on, now, as_json):
+def services_change(service_id, plan, on, now, at_renewal, as_json):
     """Move service SERVICE_ID to PLAN; upgrades take effect at once, downgrades at renewal."""
     open_database()
     with audit.acting_as(_actor()):
-        result = services.change_plan(services.get(service_id), plan, on=on, now=now)
+        result = services.change_plan(services.get(service_id), plan, on=on, now=now, at_renewal=at_renewal)
     data = _change_report(result)
     text = f"service {service_id} moves to {plan} on {data['effective']}"
     for n in data["credit_notes"]:

@@ -79,6 +79,8 @@ def issue(invoice: Invoice, *, reason: str, parts: list[Part] | None = None, amo
         raise ValidationError("a credit note needs a reason", "reason")
     if parts and amount is not None:
         raise ValidationError("give either lines or an amount, not both", "amount")
+    if void and (parts or amount is not None):
+        raise ValidationError("voiding credits the whole invoice; give no lines or amount with it", "void")
     if amount is not None and amount.currency != invoice.currency:
         raise ValidationError(f"the invoice is in {invoice.currency}, not {amount.currency}", "amount")
     with database.atomic():
@@ -118,11 +120,14 @@ def issue(invoice: Invoice, *, reason: str, parts: list[Part] | None = None, amo
                 chosen.append((line, want))
                 room[line.id] -= want
         else:
-            chosen = _spread(amount, lines, room, invoice)
-        if whole:
-            tax = invoice.tax_minor - done_tax
+            chosen = _spread(amount, lines, room, invoice, customer, invoice.tax_minor - done_tax, pm)
+        tax_left = invoice.tax_minor - done_tax
+        if whole or sum(room.values()) == 0:
+            tax = tax_left  # nothing is left on the lines: the last credit takes the last of the tax
         else:
-            tax = min(_tax_for(invoice, customer, chosen, pm), invoice.tax_minor - done_tax)
+            tax = min(_tax_for(invoice, customer, chosen, pm), tax_left)
+            if amount is not None and not invoice.tax_inclusive:
+                tax = min(max(amount.minor - sum(a for _l, a in chosen), 0), tax_left)
         net_lines = sum(a for _line, a in chosen)
         total = net_lines if invoice.tax_inclusive else net_lines + tax
         if whole:
@@ -141,9 +146,15 @@ def issue(invoice: Invoice, *, reason: str, parts: list[Part] | None = None, amo
                                  created_by=audit.current_actor())
         if whole:
             what = "Void" if void else "Credit"
-            CreditNoteLine.create(credit_note=note.id, description=f"{what}: invoice {invoice.display_number}"
-                                  + (" (the part not yet credited)" if done_total else ""),
-                                  amount_minor=total if invoice.tax_inclusive else total - tax, tax_minor=tax)
+            net_part = total if invoice.tax_inclusive else total - tax
+            description = f"{what}: invoice {invoice.display_number}" + (
+                " (the part not yet credited)" if done_total else "")
+            if net_part > 0:
+                CreditNoteLine.create(credit_note=note.id, description=description, amount_minor=net_part,
+                                      tax_minor=tax)
+            else:  # only tax is left: the line is the tax itself
+                CreditNoteLine.create(credit_note=note.id, description=description + ", tax", amount_minor=tax,
+                                      tax_minor=0)
         shares = Money(tax, invoice.currency).allocate([a for _l, a in chosen]) if chosen and tax else []
         for i, (line, part_amount) in enumerate(chosen):
             CreditNoteLine.create(credit_note=note.id, invoice_line=line.id, description=line.description,
@@ -167,22 +178,31 @@ def issue(invoice: Invoice, *, reason: str, parts: list[Part] | None = None, amo
     return CreditNote.get_by_id(note.id)
 
 
-def _spread(amount: Money, lines: dict, room: dict, invoice: Invoice) -> list:
-    """Spread a lump credit over the lines with something left, in proportion (tax-exclusive basis)."""
+def _spread(amount: Money, lines: dict, room: dict, invoice: Invoice, customer: Customer, tax_left: int,
+            pm=None) -> list:
+    """Spread a lump credit over the lines with something left, in proportion to what is left on each.
+
+    ``room`` (what is left per line) is reduced by what is taken. On a tax-exclusive
+    invoice the lump includes tax: the net part is the lump in the proportion of what is
+    left on the lines to that plus the tax still due on them.
+    """
     if amount.minor <= 0:
         raise ValidationError("the amount to credit must be more than zero", "amount")
     open_lines = [(lines[lid], left) for lid, left in sorted(room.items()) if left > 0]
     if not open_lines:
         raise ValidationError("nothing is left to credit on this invoice", "amount")
     capacity = sum(left for _line, left in open_lines)
-    # The lump is what the customer gets back; on a tax-exclusive invoice take the tax out first.
     net = amount.minor
-    if not invoice.tax_inclusive and invoice.tax_minor and invoice.subtotal_minor:
-        net = (amount.minor * invoice.subtotal_minor * 2 + invoice.total_minor) // (2 * invoice.total_minor)
+    if not invoice.tax_inclusive and tax_left:
+        tax_open = min(_tax_for(invoice, customer, open_lines, pm), tax_left)
+        net = (amount.minor * capacity * 2 + capacity + tax_open) // (2 * (capacity + tax_open))
     if net > capacity:
         raise ValidationError(f"only {Money(capacity, invoice.currency)} is left to credit before tax", "amount")
     shares = Money(net, invoice.currency).allocate([left for _line, left in open_lines])
-    return [(line, share.minor) for (line, _left), share in zip(open_lines, shares) if share.minor > 0]
+    chosen = [(line, share.minor) for (line, _left), share in zip(open_lines, shares) if share.minor > 0]
+    for line, part in chosen:
+        room[line.id] -= part
+    return chosen
 
 
 def find(number_or_id: str) -> CreditNote:

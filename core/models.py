@@ -213,6 +213,7 @@ class Service(BaseModel):
     setup_billed = pw.BooleanField(default=False)
     pending_plan = pw.ForeignKeyField(Plan, null=True, backref="pending_services", on_delete="RESTRICT")
     pending_change_date = pw.DateField(null=True)
+    usage_billed_through = pw.DateField(null=True)  # exclusive: usage before it is rated
     router = pw.ForeignKeyField(Router, null=True, backref="services", on_delete="SET NULL")
     username = pw.CharField(max_length=100, null=True, unique=True)
     password = pw.CharField(max_length=255, null=True)

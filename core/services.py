@@ -62,7 +62,8 @@ def add(*, customer: Customer, plan, start_date=None, anchor_day=None, billing_m
             validate.money(price_override, plan.currency, "price_override").minor
     with database.atomic():
         service = Service(customer=customer.id, plan=plan.id, start_date=start, anchor_day=anchor,
-                          billing_mode=mode, billed_through=start, price_override_minor=override,
+                          billing_mode=mode, billed_through=start, usage_billed_through=start,
+                          price_override_minor=override,
                           username=validate.text(username, "username", required=False, max_length=100),
                           password=validate.text(password, "password", required=False, max_length=255),
                           ip_address=validate.text(ip_address, "ip_address", required=False, max_length=45))
@@ -82,6 +83,7 @@ class _State:
         self.anchor = service.anchor_day
         self.mode = service.billing_mode
         self.billed_through = service.billed_through or service.start_date
+        self.usage_billed_through = service.usage_billed_through or service.start_date
 
 
 def _state(service: Service) -> _State:
@@ -107,26 +109,61 @@ def _stretches(service: Service, plan: Plan, a: dt.date, b: dt.date):
         day = end
 
 
+def _uncovered(a: dt.date, b: dt.date, covered) -> list[tuple[dt.date, dt.date]]:
+    """``[a, b)`` less the ``(start, end)`` stretches in ``covered``."""
+    out, day = [], a
+    for s, e in sorted(covered):
+        if e <= day or s >= b:
+            continue
+        if s > day:
+            out.append((day, min(s, b)))
+        day = max(day, e)
+    if day < b:
+        out.append((day, b))
+    return out
+
+
 def _credit_billed(service: Service, plan: Plan, a: dt.date, b: dt.date, reason: str) -> list:
-    """Credit days ``[a, b)`` already billed at ``plan``'s price, on the invoices that billed them."""
+    """Give back days ``[a, b)`` already charged: cut pending charges, credit invoiced ones.
+
+    Days on a proration charge not yet invoiced are taken off the charge. Days on an
+    issued invoice are credited at the price they were billed at, never more than the
+    invoice has left before tax (a discount made the line cost less).
+    """
+    covered = []
+    pending = Charge.select().where(Charge.service == service.id, Charge.invoice.is_null(),
+                                    Charge.kind == "proration", Charge.period_end >= a)
+    for charge in pending:
+        s, e = charge.period_start, charge.period_end + dt.timedelta(days=1)
+        covered.append((s, e))
+        if s >= a:
+            charge.delete_instance()
+        else:
+            p0, p1 = _period(service, plan, s)
+            charge.amount_minor = periods.prorate(charge.unit_price_minor, p0, p1, s, a)
+            charge.period_end = a - dt.timedelta(days=1)
+            charge.save()
     notes = []
-    for start, end, p0, p1 in _stretches(service, plan, a, b):
-        amount = periods.prorate(_price(service, plan), p0, p1, start, end)
-        if amount <= 0:
-            continue
-        last = end - dt.timedelta(days=1)
-        line = (InvoiceLine.select().where(InvoiceLine.service == service.id,
-                                          InvoiceLine.kind.in_(("recurring", "proration")),
-                                          InvoiceLine.period_start <= start, InvoiceLine.period_end >= last)
-                .order_by(InvoiceLine.id.desc()).first())
-        if line is None or line.invoice.status not in ("issued", "paid"):
-            continue
-        left = line.amount_minor - sum(c.amount_minor for c in line.creditnoteline_set)
-        amount = min(amount, left)
-        if amount <= 0:
-            continue
-        notes.append(credit_notes.issue(line.invoice, reason=reason,
-                                        parts=[credit_notes.Part(line.id, Money(amount, line.invoice.currency))]))
+    for fa, fb in _uncovered(a, b, covered):
+        for start, end, p0, p1 in _stretches(service, plan, fa, fb):
+            last = end - dt.timedelta(days=1)
+            line = (InvoiceLine.select().where(InvoiceLine.service == service.id,
+                                              InvoiceLine.kind.in_(("recurring", "proration")),
+                                              InvoiceLine.period_start <= start, InvoiceLine.period_end >= last)
+                    .order_by(InvoiceLine.id.desc()).first())
+            if line is None or line.invoice.status not in ("issued", "paid"):
+                continue
+            invoice = line.invoice
+            amount = periods.prorate(line.unit_price_minor, p0, p1, start, end)
+            left = line.amount_minor - sum(c.amount_minor for c in line.creditnoteline_set)
+            done_total, done_tax = credit_notes.credited(invoice)
+            room = (invoice.total_minor - done_total) if invoice.tax_inclusive \
+                else invoice.subtotal_minor - (done_total - done_tax)
+            amount = min(amount, left, room)
+            if amount <= 0:
+                continue
+            notes.append(credit_notes.issue(invoice, reason=reason,
+                                            parts=[credit_notes.Part(line.id, Money(amount, invoice.currency))]))
     return notes
 
 
@@ -146,17 +183,53 @@ def _charge_days(service: Service, plan: Plan, a: dt.date, b: dt.date, charge_da
     return made
 
 
-def change_plan(service: Service, new_plan, *, on=None, now: bool = False) -> dict:
+def _settle_pending(service: Service, day: dt.date) -> list:
+    """Apply a pending change whose date is on or before ``day`` that no run has applied yet.
+
+    Days before the change not yet billed are charged at the old plan, as the run would
+    have billed them; then the pending plan becomes the service's plan.
+    """
+    if service.pending_change_date is None or service.pending_change_date > day:
+        return []
+    old, switch = service.plan, service.pending_change_date
+    made = []
+    if service.billed_through < switch:
+        charge_date = service.billed_through if service.billing_mode == "prepaid" else switch
+        made = _charge_days(service, old, service.billed_through, switch, charge_date, "until the plan change")
+        service.billed_through = switch
+    service.plan = service.pending_plan_id
+    service.price_override_minor = None
+    service.pending_plan = None
+    service.pending_change_date = None
+    events.emit("service.changed", {"service_id": service.id, "customer_id": service.customer_id,
+                                    "plan_id": service.plan_id})
+    return made
+
+
+def change_plan(service: Service, new_plan, *, on=None, now: bool = False, at_renewal: bool = False) -> dict:
     """Move ``service`` to ``new_plan``; see the module docstring for when it takes effect.
 
-    Returns what happened: ``{"effective": date, "credit_notes": [...], "charges": [...]}``.
+    ``on`` is today or a date already past; ``at_renewal`` waits for the end of the
+    current period whatever the prices, ``now`` makes a downgrade take effect on ``on``.
+    Returns ``{"effective": date, "upgrade": bool, "credit_notes": [...], "charges": [...]}``.
     """
     new = _plan(new_plan)
+    if now and at_renewal:
+        raise ValidationError("a plan change is either now or at renewal, not both", "now")
+    day = validate.date(on, "on", today())
+    if day > today():
+        raise ValidationError("a plan change takes effect today or on a date already past; "
+                              "to change when the current period ends, ask for it at renewal", "on")
     with database.atomic():
+        billing.lock()
         service = Service.get_by_id(service.id)
-        old = service.plan
         if service.status == "cancelled" or service.end_date is not None:
             raise ValidationError(f"service {service.id} is cancelled", "service")
+        if day < service.start_date:
+            raise ValidationError("a plan change cannot take effect before the service starts", "on")
+        before = audit.snapshot(service, exclude=("password",))
+        settled = _settle_pending(service, day)
+        old = service.plan
         if new.id == old.id:
             raise ValidationError(f"service {service.id} is already on {new.code} version {new.version}", "plan")
         if new.currency != old.currency:
@@ -167,17 +240,12 @@ def change_plan(service: Service, new_plan, *, on=None, now: bool = False) -> di
                                   "cancel it and subscribe anew", "plan")
         if not new.active:
             raise ValidationError(f"plan {new.code!r} is not offered any more", "plan")
-        day = validate.date(on, "on", today())
-        if day < service.start_date:
-            raise ValidationError("a plan change cannot take effect before the service starts", "on")
-        before = audit.snapshot(service, exclude=("password",))
         upgrade = new.price_minor > _price(service, old)
-        result = {"effective": None, "credit_notes": [], "charges": [], "upgrade": upgrade}
-        if not upgrade and not now:
+        result = {"effective": None, "credit_notes": [], "charges": list(settled), "upgrade": upgrade}
+        if at_renewal or (not upgrade and not now):
             effective = _period(service, old, day)[1]
             service.pending_plan = new.id
             service.pending_change_date = effective
-            service.save()
             result["effective"] = effective
         else:
             reason = f"Plan change from {old.name} to {new.name} on {day.isoformat()}"
@@ -185,21 +253,21 @@ def change_plan(service: Service, new_plan, *, on=None, now: bool = False) -> di
             if bt > day:
                 result["credit_notes"] = _credit_billed(service, old, day, bt, reason)
                 service.price_override_minor = None
-                result["charges"] = _charge_days(service, new, day, bt, day, "from the plan change")
+                result["charges"] += _charge_days(service, new, day, bt, day, "from the plan change")
             elif bt < day:
                 _p0, p1 = _period(service, old, bt)
                 charge_date = day if service.billing_mode == "prepaid" else p1
-                result["charges"] = _charge_days(service, old, bt, day, charge_date, "until the plan change")
+                result["charges"] += _charge_days(service, old, bt, day, charge_date, "until the plan change")
                 service.billed_through = day
             service.price_override_minor = None
             service.plan = new.id
             service.pending_plan = None
             service.pending_change_date = None
-            service.next_bill_date = billing.next_bill_date(_state(service), new)
-            service.save()
             result["effective"] = day
             events.emit("service.changed", {"service_id": service.id, "customer_id": service.customer_id,
                                             "plan_id": new.id})
+        service.next_bill_date = billing.next_bill_date(_state(service), service.plan)
+        service.save()
         audit.record("service.change_plan", "service", service.id, before,
                      audit.snapshot(service, exclude=("password",)))
     return result
@@ -208,16 +276,18 @@ def change_plan(service: Service, new_plan, *, on=None, now: bool = False) -> di
 def cancel(service: Service, *, on=None, at_period_end: bool = False, reason: str = "") -> dict:
     """End ``service`` on ``on`` (default today) or at the end of its current period."""
     with database.atomic():
+        billing.lock()
         service = Service.get_by_id(service.id)
         if service.end_date is not None or service.status == "cancelled":
             raise ValidationError(f"service {service.id} is already cancelled", "service")
-        plan = service.plan
         day = validate.date(on, "on", today())
         if at_period_end:
-            day = _period(service, plan, max(day, service.start_date))[1]
+            day = _period(service, service.plan, max(day, service.start_date))[1]
         if day < service.start_date:
             raise ValidationError("a service cannot end before it starts", "on")
         before = audit.snapshot(service, exclude=("password",))
+        charged = _settle_pending(service, day - dt.timedelta(days=1))
+        plan = service.plan
         notes = []
         if service.billed_through > day:
             notes = _credit_billed(service, plan, day, service.billed_through,
@@ -226,6 +296,8 @@ def cancel(service: Service, *, on=None, at_period_end: bool = False, reason: st
         service.end_date = day
         service.pending_plan = None
         service.pending_change_date = None
+        if service.usage_billed_through and service.usage_billed_through > day:
+            service.usage_billed_through = day
         service.next_bill_date = billing.next_bill_date(_state(service), plan)
         if service.next_bill_date is None:
             service.status = "cancelled"
@@ -233,7 +305,7 @@ def cancel(service: Service, *, on=None, at_period_end: bool = False, reason: st
         events.emit("service.cancelled", {"service_id": service.id, "customer_id": service.customer_id,
                                           "end_date": day.isoformat()})
         audit.record("service.cancel", "service", service.id, before, audit.snapshot(service, exclude=("password",)))
-    return {"end_date": day, "credit_notes": notes}
+    return {"end_date": day, "credit_notes": notes, "charges": charged}
 
 
 def get(service_id) -> Service:

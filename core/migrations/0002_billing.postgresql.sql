@@ -14,7 +14,8 @@ ALTER TABLE "invoice" ADD COLUMN "settled_minor" BIGINT NOT NULL DEFAULT 0 CHECK
 ALTER TABLE "invoice" ADD CONSTRAINT "invoice_settled_within_total" CHECK (settled_minor <= total_minor OR total_minor < 0);
 ALTER TABLE "credit_note" ADD COLUMN "unallocated_minor" BIGINT NOT NULL DEFAULT 0 CHECK (unallocated_minor >= 0);
 ALTER TABLE "payment" ADD COLUMN "unallocated_minor" BIGINT NOT NULL DEFAULT 0 CHECK (unallocated_minor >= 0);
-UPDATE "service" SET "billed_through" = "start_date";
+ALTER TABLE "service" ADD COLUMN "usage_billed_through" DATE;
+UPDATE "service" SET "billed_through" = "start_date", "usage_billed_through" = "start_date";
 CREATE TABLE "billing_run" ("id" SERIAL NOT NULL PRIMARY KEY, "as_of" DATE NOT NULL, "started_at" TIMESTAMP NOT NULL, "finished_at" TIMESTAMP, "status" VARCHAR(20) NOT NULL CHECK (status IN ('running', 'finished', 'failed')), "invoices" INTEGER NOT NULL, "failures" TEXT, "started_by" VARCHAR(150) NOT NULL);
 CREATE TABLE "charge" ("id" SERIAL NOT NULL PRIMARY KEY, "customer_id" INTEGER NOT NULL, "service_id" INTEGER, "kind" VARCHAR(20) NOT NULL CHECK (kind IN ('oneoff', 'proration', 'setup', 'usage')), "description" VARCHAR(300) NOT NULL, "quantity" TEXT NOT NULL, "unit_price_minor" BIGINT NOT NULL, "amount_minor" BIGINT NOT NULL CHECK (amount_minor >= 0), "currency" VARCHAR(3) NOT NULL CHECK (length(currency) = 3 AND upper(currency) = currency), "tax_category" VARCHAR(40) NOT NULL, "charge_date" DATE NOT NULL, "period_start" DATE, "period_end" DATE, "invoice_id" INTEGER, "created_by" VARCHAR(150) NOT NULL, "created_at" TIMESTAMP NOT NULL, FOREIGN KEY ("customer_id") REFERENCES "customer" ("id") ON DELETE RESTRICT, FOREIGN KEY ("service_id") REFERENCES "service" ("id") ON DELETE SET NULL, FOREIGN KEY ("invoice_id") REFERENCES "invoice" ("id") ON DELETE RESTRICT);
 CREATE INDEX "charge_customer_id" ON "charge" ("customer_id");
