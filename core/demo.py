@@ -1,9 +1,12 @@
-"""Demo data for ``make demo``: a few plans and customers to click through."""
+"""Demo data for ``make demo``: plans, customers with services, and their invoices to click through."""
 
 from __future__ import annotations
 
-from core import catalog, customers
-from core.models import Customer, Plan
+import datetime as dt
+
+from core import billing, catalog, customers, services
+from core.clock import today
+from core.models import Customer, Plan, Service
 
 DEMO_PLANS = (
     dict(code="home-10", name="Home 10 Mbps", kind="internet", price="25.00", download_kbps=10_000, upload_kbps=2_000),
@@ -25,6 +28,15 @@ DEMO_CUSTOMERS = (
     dict(name="Elif Schmidt", email="elif@example.net", terms_days=7),
 )
 
+# Who subscribes to what, and how: (customer, plan codes, billing mode).
+DEMO_SERVICES = (
+    ("Amina Wanjiru", ("home-50", "tv-basic"), "prepaid"),
+    ("Brian Otieno", ("home-10",), "postpaid"),
+    ("Chidi Okafor", ("lite-capped", "static-ip"), "prepaid"),
+    ("Dina Naidoo", ("week-pass",), "prepaid"),
+    ("Elif Schmidt", ("home-10", "static-ip"), "postpaid"),
+)
+
 
 def load(currency: str = "USD") -> tuple[int, int]:
     """Create the demo plans and customers unless present; return how many of each were made."""
@@ -37,4 +49,18 @@ def load(currency: str = "USD") -> tuple[int, int]:
         if not Customer.select().where(Customer.name == spec["name"]).exists():
             customers.add(currency=currency, **spec)
             customers_made += 1
+    _subscribe_and_bill()
     return plans, customers_made
+
+
+def _subscribe_and_bill() -> None:
+    """Give demo customers without services theirs, from two months back, and bill up to today."""
+    start = (today().replace(day=1) - dt.timedelta(days=45)).replace(day=10)
+    for name, codes, mode in DEMO_SERVICES:
+        customer = Customer.get_or_none(Customer.name == name)
+        if customer is None or Service.select().where(Service.customer == customer.id).exists():
+            continue
+        for code in codes:
+            anchor = 1 if Plan.get(Plan.code == code).period == "monthly" else None
+            services.add(customer=customer, plan=code, start_date=start, anchor_day=anchor, billing_mode=mode)
+    billing.run(today())

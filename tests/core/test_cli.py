@@ -48,6 +48,18 @@ def test_init_with_given_password_and_demo(cli):
     assert result.exit_code == 0, result.output
     assert "admin password" not in result.output
     assert Plan.select().count() >= 5 and Customer.select().where(Customer.currency == "KES").count() >= 5
+    from core.models import Invoice, Service
+
+    # every demo customer has services and an invoice; running init --demo again adds nothing
+    assert Service.select(Service.customer).distinct().count() == 5
+    assert Invoice.select(Invoice.customer).distinct().count() == 5
+    counts = (Service.select().count(), Invoice.select().count())
+    from core import demo
+    from core.db import database
+
+    with database.connection_context():
+        assert demo.load("KES") == (0, 0)
+    assert (Service.select().count(), Invoice.select().count()) == counts
 
 
 def test_migrate_is_safe_to_rerun(cli):
