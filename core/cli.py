@@ -360,6 +360,7 @@ def users_add(username, role, password):
     click.echo(f"created user {username} ({role})")
 
 
+import core.cli_bench  # noqa: E402,F401  (registers the bench commands on ``cli``)
 from core import cli_billing  # noqa: E402,F401  (registers the billing commands on ``cli``)
 
 
