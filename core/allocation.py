@@ -9,10 +9,13 @@ the payment or credit note already did.
 
 from __future__ import annotations
 
+import json
+
 from core import events
-from core.bulk import is_sqlite
+from core.bulk import execute_many, insert_rows, is_sqlite
+from core.clock import utcnow
 from core.db import database
-from core.models import Allocation, CreditNote, Customer, Invoice, Payment
+from core.models import Allocation, Customer, Invoice
 
 OPEN_STATUSES = ("issued",)
 
@@ -51,33 +54,81 @@ def settle(invoice: Invoice, amount_minor: int, *, payment_id=None, credit_note_
     return allocation
 
 
-def apply_credit(customer_id: int) -> list[Allocation]:
-    """Spend the customer's unallocated payments and credit notes on their open invoices."""
+def apply_credit(customer_id: int) -> int:
+    """Spend one customer's unallocated payments and credit notes on their open invoices."""
+    return apply_credit_many([customer_id])
+
+
+def apply_credit_many(customer_ids) -> int:
+    """Spend account credit on open invoices for each of ``customer_ids``; return the allocations made.
+
+    Oldest credit first (by when it was received or issued), oldest due date first; only
+    in matching currencies. One query per table per 500 customers, one write per table:
+    the billing run calls this for every customer with credit in a chunk.
+    """
     if not database.in_transaction():
         raise RuntimeError("allocation.apply_credit must run inside a transaction")
-    sources = [("credit_note", c.id, c.unallocated_minor, c.issued_at, c.currency) for c in
-               CreditNote.select().where(CreditNote.customer == customer_id, CreditNote.unallocated_minor > 0)]
-    sources += [("payment", p.id, p.unallocated_minor, p.received_at, p.currency) for p in
-                Payment.select().where(Payment.customer == customer_id, Payment.unallocated_minor > 0,
-                                       Payment.status.in_(("succeeded", "partially_refunded")))]
-    if not sources:
-        return []
-    sources.sort(key=lambda s: (s[3], s[0], s[1]))
-    made = []
-    invoices = open_invoices(customer_id)
-    for kind, source_id, available, _at, currency in sources:
-        used = 0
-        for invoice in invoices:
-            due = invoice.total_minor - invoice.settled_minor
-            if due <= 0 or available - used <= 0:
-                continue
-            if invoice.currency != currency:
-                continue
-            amount = min(due, available - used)
-            made.append(settle(invoice, amount, **{f"{kind}_id": source_id}))
-            used += amount
-        if used:
-            model = CreditNote if kind == "credit_note" else Payment
-            model.update(unallocated_minor=model.unallocated_minor - used).where(model.id == source_id).execute()
+    ids = sorted(set(customer_ids))
+    made = 0
+    for i in range(0, len(ids), 500):
+        made += _apply(ids[i:i + 500])
     return made
 
+
+def _apply(ids: list[int]) -> int:
+    db = database
+    marks = ", ".join([db.param] * len(ids))
+    sources: dict[int, list] = {}
+    for row in db.execute_sql(
+            f"SELECT customer_id, issued_at, 'credit_note', id, unallocated_minor, currency FROM credit_note "
+            f"WHERE customer_id IN ({marks}) AND unallocated_minor > 0 "
+            f"UNION ALL SELECT customer_id, received_at, 'payment', id, unallocated_minor, currency FROM payment "
+            f"WHERE customer_id IN ({marks}) AND unallocated_minor > 0 "
+            f"AND status IN ('succeeded', 'partially_refunded')", ids + ids):
+        sources.setdefault(row[0], []).append(list(row[1:]))
+    if not sources:
+        return 0
+    wanted = sorted(sources)
+    marks = ", ".join([db.param] * len(wanted))
+    invoices: dict[int, list] = {}
+    for row in db.execute_sql(
+            f"SELECT customer_id, id, currency, total_minor, settled_minor FROM invoice "
+            f"WHERE customer_id IN ({marks}) AND status = 'issued' AND settled_minor < total_minor "
+            f"ORDER BY due_date, id", wanted):
+        invoices.setdefault(row[0], []).append(list(row[1:]))
+    now = utcnow()
+    allocations, invoice_rows, note_rows, payment_rows, events = [], [], [], [], []
+    for cid, own in sources.items():
+        own.sort(key=lambda s: (str(s[0]), s[1], s[2]))
+        open_invoices = invoices.get(cid, [])
+        touched = {}
+        for _at, kind, source_id, available, currency in own:
+            left = available
+            for inv in open_invoices:
+                inv_id, inv_currency, total, settled = inv
+                if left <= 0:
+                    break
+                if inv_currency != currency or settled >= total:
+                    continue
+                amount = min(total - settled, left)
+                inv[3] = settled + amount
+                left -= amount
+                touched[inv_id] = inv
+                allocations.append((source_id if kind == "payment" else None,
+                                    source_id if kind == "credit_note" else None, inv_id, amount, currency, now))
+            if left != available:
+                (note_rows if kind == "credit_note" else payment_rows).append((left, source_id))
+        for inv_id, (_id, _cur, total, settled) in touched.items():
+            status = "paid" if settled >= total else "issued"
+            invoice_rows.append((settled, status, inv_id))
+            if status == "paid":
+                events.append(("invoice.paid", json.dumps({"customer_id": cid, "invoice_id": inv_id},
+                                                          sort_keys=True, separators=(",", ":")), now, 0))
+    p = db.param
+    insert_rows(db, "allocation", ("payment_id", "credit_note_id", "invoice_id", "amount_minor", "currency",
+                                   "created_at"), allocations)
+    execute_many(db, f"UPDATE invoice SET settled_minor = {p}, status = {p} WHERE id = {p}", invoice_rows)
+    execute_many(db, f"UPDATE credit_note SET unallocated_minor = {p} WHERE id = {p}", note_rows)
+    execute_many(db, f"UPDATE payment SET unallocated_minor = {p} WHERE id = {p}", payment_rows)
+    insert_rows(db, "event", ("name", "payload", "created_at", "attempts"), events)
+    return len(allocations)

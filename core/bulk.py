@@ -1,13 +1,15 @@
 """Plain ``executemany`` writes for the billing run, the same on SQLite and PostgreSQL.
 
 The run writes hundreds of thousands of rows; building a model object per row would
-cost more than the database does. Values go in as the driver expects them: dates as
-ISO text on SQLite (as peewee stores them), as ``date`` objects on PostgreSQL.
+cost more than the database does. Dates go in as ``date`` objects: PostgreSQL's driver
+sends them as dates, and on SQLite the adapters registered in :mod:`core.db` store them
+as the ISO text peewee reads back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 from core.db import backend_name
 
@@ -23,21 +25,12 @@ def to_date(value):
         return value
     if isinstance(value, dt.datetime):
         return value.date()
-    return dt.date.fromisoformat(value[:10])
+    return _parse_date(value)
 
 
-def converter(db):
-    """A function turning dates and datetimes into what ``db``'s driver stores for them."""
-    if not is_sqlite(db):
-        return lambda v: v
-
-    def convert(value):
-        if isinstance(value, dt.datetime):
-            return str(value)
-        if isinstance(value, dt.date):
-            return value.isoformat()
-        return value
-    return convert
+@lru_cache(maxsize=1 << 14)  # a run reads the same few dates on every row
+def _parse_date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text[:10])
 
 
 def insert_rows(db, table: str, columns: tuple[str, ...], rows: list) -> None:
@@ -53,8 +46,4 @@ def execute_many(db, sql: str, rows: list) -> None:
     """Run ``sql`` once per row of parameters, converting dates for the driver."""
     if not rows:
         return
-    convert = converter(db)
-    if is_sqlite(db):
-        rows = [tuple(convert(v) for v in row) for row in rows]
-    cursor = db.cursor()
-    cursor.executemany(sql, rows)
+    db.cursor().executemany(sql, rows)

@@ -8,6 +8,7 @@ job with :func:`connection` and wraps every write in ``database.atomic()``.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import sqlite3
 import time
 from pathlib import Path
@@ -20,6 +21,11 @@ from core.config import redact, validate_database_url
 from core.errors import DatabaseUnavailable, ValidationError
 
 database = peewee.DatabaseProxy()
+
+# Dates go into SQLite as the ISO text peewee stores and reads back, converted in C by the
+# driver; stated here rather than left to the driver's deprecated defaults.
+sqlite3.register_adapter(dt.date, dt.date.isoformat)
+sqlite3.register_adapter(dt.datetime, lambda value: value.isoformat(" "))
 
 SQLITE_PRAGMAS = (
     ("foreign_keys", 1),

@@ -269,6 +269,7 @@ def currency(code: str | Currency) -> Currency:
 
 
 _lookup = currency  # for functions and methods whose parameter is named ``currency``
+_KNOWN_CODES = frozenset(CURRENCIES)  # upper-case codes already in the table
 
 _ROUNDING_MODES = frozenset({
     ROUND_05UP, ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR,
@@ -349,8 +350,11 @@ class Money:
                 f"Money needs a whole number of minor units (int), not {type(minor).__name__} "
                 f"{minor!r}; use Money.from_major() or parse() for major-unit amounts"
             )
-        object.__setattr__(self, "minor", int(minor))  # int subclasses (IntEnum...) become int
-        object.__setattr__(self, "currency", _lookup(self.currency).code)
+        if type(minor) is not int:
+            object.__setattr__(self, "minor", int(minor))  # int subclasses (IntEnum...) become int
+        code = self.currency
+        if type(code) is not str or code not in _KNOWN_CODES:  # the common case skips the lookup
+            object.__setattr__(self, "currency", _lookup(code).code)
 
     # --- construction ---------------------------------------------------------------
 

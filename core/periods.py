@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from functools import lru_cache
 
 FIXED_DAYS = {"weekly": 7, "daily": 1}
 
@@ -38,6 +39,7 @@ def _add_months(year: int, month: int, n: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
+@lru_cache(maxsize=1 << 16)  # a run asks for the same few periods for every service
 def containing(day: dt.date, *, period: str, period_length: int | None, anchor_day: int,
                origin: dt.date) -> tuple[dt.date, dt.date]:
     """The period ``[start, end)`` that contains ``day``.

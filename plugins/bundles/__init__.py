@@ -97,7 +97,30 @@ def pricing_adjustments(invoice):
     found = current()
     if not found.bundles and not (found.promos and invoice.promos):
         return None
-    return rules.adjustments(invoice, found.bundles, found.promos) or None
+    # The rules are a pure function of these, and a billing run rates the same few
+    # combinations of plans over and over: remember the answers for these definitions.
+    key = (invoice.currency, invoice.issue_date, invoice.promos,
+           tuple((line.kind, line.amount.minor, line.tax_category, line.plan_code, line.plan_kind)
+                 for line in invoice.lines))
+    memo = _memo_for(found)
+    answer = memo.get(key)
+    if answer is None:
+        answer = tuple(rules.adjustments(invoice, found.bundles, found.promos))
+        if len(memo) < MEMO_SIZE:
+            memo[key] = answer
+    return list(answer) or None
+
+
+MEMO_SIZE = 4096
+_memo: tuple = (None, {})
+
+
+def _memo_for(found) -> dict:
+    """The remembered answers for ``found``; a new set of definitions starts afresh."""
+    global _memo
+    if _memo[0] is not found:
+        _memo = (found, {})
+    return _memo[1]
 
 
 @hookimpl

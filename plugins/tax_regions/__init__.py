@@ -59,4 +59,28 @@ def tax_lines(invoice):
         return None
     if invoice.tax_exempt:
         return []
-    return plan.tax_lines(invoice.lines, invoice.currency, invoice.tax_inclusive)
+    # Tax is a pure function of the categories and amounts: a billing run asks the same
+    # question for most invoices, so the answers are remembered per compiled region.
+    key = (invoice.currency, invoice.tax_inclusive,
+           tuple((line.tax_category, line.amount.minor) for line in invoice.lines))
+    memo = _memo_for(plan)
+    answer = memo.get(key)
+    if answer is None:
+        answer = tuple(plan.tax_lines(invoice.lines, invoice.currency, invoice.tax_inclusive))
+        if len(memo) < MEMO_SIZE:
+            memo[key] = answer
+    return list(answer)
+
+
+MEMO_SIZE = 4096
+_memos: dict = {}
+
+
+def _memo_for(plan) -> dict:
+    """The remembered answers of one compiled region (a reloaded file compiles new ones)."""
+    memo = _memos.get(id(plan))
+    if memo is None or memo[0] is not plan:
+        if len(_memos) > 64:
+            _memos.clear()
+        memo = _memos[id(plan)] = (plan, {})
+    return memo[1]

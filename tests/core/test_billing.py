@@ -100,6 +100,9 @@ def test_postpaid_first_partial_month_then_full_months(db, pm):
     assert (inv.subtotal_minor, inv.tax_minor, inv.total_minor) == (164516, 0, 164516)
     assert (inv.issue_date, inv.due_date) == (D(2026, 2, 1), D(2026, 2, 15))
     assert (inv.period_start, inv.period_end) == (D(2026, 1, 15), D(2026, 1, 31))
+    event = Event.get(Event.name == "invoice.issued")
+    assert event.payload == {"invoice_id": inv.id, "customer_id": c.id, "number": "INV-2026-000001",
+                             "total_minor": 164516, "currency": "KES"}
     # February is whole: 3,000.00
     billing.run(D(2026, 3, 1))
     assert lines_of(only_invoice(c)[1]) == [("recurring", 300000)]
