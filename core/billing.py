@@ -26,7 +26,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from core import allocation, audit, periods, pricing, settings
-from core.bulk import execute_many, insert_rows, is_sqlite, to_date
+from core.bulk import execute_many, insert_rows, is_sqlite, to_date, update_rows
 from core.clock import utcnow
 from core.db import database
 from core.errors import PluginError, WispbillError
@@ -470,26 +470,36 @@ def _write(ctx, rated_list, touched, charges, with_credit, result) -> None:
 
 def _write_services(ctx, touched, now) -> None:
     db = database
-    p = db.param
-    rows, events = [], []
+    rows, dates_only, events = [], [], []
     for svc in touched:
         plan = ctx.plan(svc.plan_id)
         nxt = next_bill_date(svc, plan)
         status = "cancelled" if nxt is None and svc.end is not None else svc.status
-        rows.append((svc.plan_id, svc.override, svc.billed_through, nxt, svc.setup_billed, svc.pending_plan_id,
-                     svc.pending_date, svc.usage_billed_through, status, svc.id))
+        if svc.switched or status != svc.status:
+            rows.append((svc.plan_id, svc.override, svc.billed_through, nxt, svc.setup_billed, svc.pending_plan_id,
+                         svc.pending_date, svc.usage_billed_through, status, svc.id))
+        else:  # the usual case: only the dates move, so the plan and status indexes are left alone
+            dates_only.append((svc.billed_through, nxt, svc.setup_billed, svc.usage_billed_through, svc.id))
         if svc.switched:
             events.append(("service.changed", _json({"service_id": svc.id, "customer_id": svc.customer_id,
                                                       "plan_id": svc.plan_id}), now, 0))
         if status == "cancelled" and svc.status != "cancelled":
             events.append(("service.cancelled", _json({"service_id": svc.id, "customer_id": svc.customer_id}),
                            now, 0))
-    execute_many(db, f"UPDATE service SET plan_id = {p}, price_override_minor = {p}, billed_through = {p}, "
-                     f"next_bill_date = {p}, "
-                     f"setup_billed = {p}, pending_plan_id = {p}, pending_change_date = {p}, usage_billed_through = {p}, "
-                     f"status = {p} "
-                     f"WHERE id = {p}", rows)
+    update_rows(db, "service", "id", _SERVICE_DATES, dates_only)
+    update_rows(db, "service", "id", _SERVICE_UPDATE, rows)
     insert_rows(db, "event", ("name", "payload", "created_at", "attempts"), events)
+
+
+_SERVICE_DATES = (
+    ("billed_through", "DATE"), ("next_bill_date", "DATE"), ("setup_billed", "BOOLEAN"),
+    ("usage_billed_through", "DATE"),
+)
+_SERVICE_UPDATE = (
+    ("plan_id", "INTEGER"), ("price_override_minor", "BIGINT"), ("billed_through", "DATE"),
+    ("next_bill_date", "DATE"), ("setup_billed", "BOOLEAN"), ("pending_plan_id", "INTEGER"),
+    ("pending_change_date", "DATE"), ("usage_billed_through", "DATE"), ("status", "VARCHAR(20)"),
+)
 
 
 def _json(payload: dict) -> str:

@@ -9,6 +9,7 @@ as the ISO text peewee reads back.
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from functools import lru_cache
 
 from core.db import backend_name
@@ -34,12 +35,48 @@ def _parse_date(text: str) -> dt.date:
 
 
 def insert_rows(db, table: str, columns: tuple[str, ...], rows: list) -> None:
-    """Insert ``rows`` (tuples in ``columns`` order) into ``table`` with one ``executemany``."""
+    """Insert ``rows`` (tuples in ``columns`` order) into ``table``.
+
+    SQLite takes one ``executemany``; PostgreSQL takes ``COPY``, which streams the rows
+    instead of sending a statement for each.
+    """
     if not rows:
         return
-    placeholders = ", ".join([db.param] * len(columns))
     cols = ", ".join(f'"{c}"' for c in columns)
-    execute_many(db, f'INSERT INTO "{table}" ({cols}) VALUES ({placeholders})', rows)
+    if is_sqlite(db):
+        placeholders = ", ".join([db.param] * len(columns))
+        execute_many(db, f'INSERT INTO "{table}" ({cols}) VALUES ({placeholders})', rows)
+        return
+    with db.cursor().copy(f'COPY "{table}" ({cols}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def update_rows(db, table: str, key: str, columns: tuple[tuple[str, str], ...], rows: list) -> None:
+    """Set ``columns`` of ``table`` for each row, matched on ``key``; each row is ``(*values, key)``.
+
+    ``columns`` pairs each column with its SQL type (for PostgreSQL, which copies the rows
+    into a temporary table and updates from it in one statement; SQLite runs one
+    ``UPDATE`` per row).
+    """
+    if not rows:
+        return
+    p = db.param
+    if is_sqlite(db):
+        sets = ", ".join(f'"{c}" = {p}' for c, _type in columns)
+        execute_many(db, f'UPDATE "{table}" SET {sets} WHERE "{key}" = {p}', rows)
+        return
+    names = ", ".join(f'"{c}"' for c, _type in columns)
+    temp = f"bulk_{table}_{zlib.crc32(names.encode()):08x}"  # one temporary table per column set
+    defs = ", ".join(f'"{c}" {t}' for c, t in columns)
+    cursor = db.cursor()
+    cursor.execute(f'CREATE TEMPORARY TABLE IF NOT EXISTS "{temp}" ({defs}, "{key}" BIGINT) ON COMMIT DELETE ROWS')
+    with cursor.copy(f'COPY "{temp}" ({names}, "{key}") FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(row)
+    sets = ", ".join(f'"{c}" = t."{c}"' for c, _type in columns)
+    cursor.execute(f'UPDATE "{table}" SET {sets} FROM "{temp}" t WHERE "{table}"."{key}" = t."{key}"')
+    cursor.execute(f'DELETE FROM "{temp}"')
 
 
 def execute_many(db, sql: str, rows: list) -> None:

@@ -286,7 +286,8 @@ LINE_KINDS = ("recurring", "setup", "proration", "oneoff", "usage", "discount", 
 class InvoiceLine(BaseModel):
     """One charge or discount on an invoice; ``amount_minor`` excludes tax unless the invoice is tax-inclusive."""
 
-    invoice = pw.ForeignKeyField(Invoice, backref="lines", on_delete="CASCADE")
+    # looked up through the unique (invoice, position) index
+    invoice = pw.ForeignKeyField(Invoice, backref="lines", on_delete="CASCADE", index=False)
     position = pw.IntegerField()
     kind = pw.CharField(max_length=20, constraints=[_choices_check("kind", LINE_KINDS)])
     description = pw.CharField(max_length=300)
@@ -377,7 +378,7 @@ class Charge(BaseModel):
 class PromoRedemption(BaseModel):
     """A promo code attached to a customer, and how many issued invoices it has discounted."""
 
-    customer = pw.ForeignKeyField(Customer, backref="promos", on_delete="CASCADE")
+    customer = pw.ForeignKeyField(Customer, backref="promos", on_delete="CASCADE", index=False)
     code = pw.CharField(max_length=60)
     redeemed_on = pw.DateField()
     times_applied = pw.IntegerField(default=0, constraints=[pw.Check("times_applied >= 0")])
@@ -429,8 +430,10 @@ class Payment(BaseModel):
 class Allocation(BaseModel):
     """The part of a payment or of a credit note applied to one invoice (exactly one source)."""
 
-    payment = pw.ForeignKeyField(Payment, null=True, backref="allocations", on_delete="RESTRICT")
-    credit_note = pw.ForeignKeyField(CreditNote, null=True, backref="allocations", on_delete="RESTRICT")
+    # each looked up through its unique (source, invoice) index
+    payment = pw.ForeignKeyField(Payment, null=True, backref="allocations", on_delete="RESTRICT", index=False)
+    credit_note = pw.ForeignKeyField(CreditNote, null=True, backref="allocations", on_delete="RESTRICT",
+                                     index=False)
     invoice = pw.ForeignKeyField(Invoice, backref="allocations", on_delete="RESTRICT")
     amount_minor = pw.BigIntegerField(constraints=[pw.Check("amount_minor > 0")])
     currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
@@ -471,11 +474,12 @@ class LedgerEntry(BaseModel):
     amount_minor = pw.BigIntegerField(constraints=[pw.Check("amount_minor <> 0")])
     currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
     invoice = pw.ForeignKeyField(Invoice, null=True, on_delete="RESTRICT")
-    payment = pw.ForeignKeyField(Payment, null=True, on_delete="RESTRICT")
-    credit_note = pw.ForeignKeyField(CreditNote, null=True, on_delete="RESTRICT")
-    refund = pw.ForeignKeyField(Refund, null=True, on_delete="RESTRICT")
+    # Indexed only where set (partial indexes in migration 0002): most entries are invoices.
+    payment = pw.ForeignKeyField(Payment, null=True, on_delete="RESTRICT", index=False)
+    credit_note = pw.ForeignKeyField(CreditNote, null=True, on_delete="RESTRICT", index=False)
+    refund = pw.ForeignKeyField(Refund, null=True, on_delete="RESTRICT", index=False)
     description = pw.CharField(max_length=300)
-    created_at = pw.DateTimeField(default=utcnow, index=True)
+    created_at = pw.DateTimeField(default=utcnow)
 
 
 # --- usage, enforcement -------------------------------------------------------------

@@ -134,9 +134,22 @@ class PluginManager(pluggy.PluginManager):
             infos.append(PluginInfo(name, source, version, hooks))
         return infos
 
+    def register(self, plugin, name=None):
+        self._impl_cache = {}
+        return super().register(plugin, name)
+
+    def unregister(self, plugin=None, name=None):
+        self._impl_cache = {}
+        return super().unregister(plugin, name)
+
     def _impls(self, hook_name: str):
-        # pluggy calls implementations last-registered first; mirror that order.
-        return list(reversed(getattr(self.hook, hook_name).get_hookimpls()))
+        # pluggy calls implementations last-registered first; mirror that order. Kept until the
+        # set of plugins changes: the billing run asks for the same hooks for every invoice.
+        cache = self.__dict__.setdefault("_impl_cache", {})
+        found = cache.get(hook_name)
+        if found is None:
+            found = cache[hook_name] = tuple(reversed(getattr(self.hook, hook_name).get_hookimpls()))
+        return found
 
     def call_each(self, hook_name: str, **kwargs):
         """Call a hook's implementations one at a time, in call order.

@@ -5,8 +5,6 @@ CREATE TABLE "allocation_new" ("id" INTEGER NOT NULL PRIMARY KEY, "payment_id" I
 INSERT INTO "allocation_new" ("id", "payment_id", "credit_note_id", "invoice_id", "amount_minor", "currency", "created_at") SELECT "id", "payment_id", NULL, "invoice_id", "amount_minor", "currency", "created_at" FROM "allocation";
 DROP TABLE "allocation";
 ALTER TABLE "allocation_new" RENAME TO "allocation";
-CREATE INDEX "allocation_payment_id" ON "allocation" ("payment_id");
-CREATE INDEX "allocation_credit_note_id" ON "allocation" ("credit_note_id");
 CREATE INDEX "allocation_invoice_id" ON "allocation" ("invoice_id");
 CREATE UNIQUE INDEX "allocation_payment_id_invoice_id" ON "allocation" ("payment_id", "invoice_id");
 CREATE UNIQUE INDEX "allocation_credit_note_id_invoice_id" ON "allocation" ("credit_note_id", "invoice_id");
@@ -26,5 +24,14 @@ CREATE INDEX "charge_customer_id" ON "charge" ("customer_id");
 CREATE INDEX "charge_service_id" ON "charge" ("service_id");
 CREATE INDEX "charge_invoice_id" ON "charge" ("invoice_id");
 CREATE TABLE "promo_redemption" ("id" INTEGER NOT NULL PRIMARY KEY, "customer_id" INTEGER NOT NULL, "code" VARCHAR(60) NOT NULL, "redeemed_on" DATE NOT NULL, "times_applied" INTEGER NOT NULL CHECK (times_applied >= 0), "created_by" VARCHAR(150) NOT NULL, FOREIGN KEY ("customer_id") REFERENCES "customer" ("id") ON DELETE CASCADE);
-CREATE INDEX "promo_redemption_customer_id" ON "promo_redemption" ("customer_id");
 CREATE UNIQUE INDEX "promo_redemption_customer_id_code" ON "promo_redemption" ("customer_id", "code");
+-- Indexes the billing run pays for on every row and nothing reads: a column already leading a
+-- unique index, and foreign keys that are mostly NULL (indexed only where set).
+DROP INDEX "invoice_line_invoice_id";
+DROP INDEX "ledger_entry_created_at";
+DROP INDEX "ledger_entry_payment_id";
+DROP INDEX "ledger_entry_credit_note_id";
+DROP INDEX "ledger_entry_refund_id";
+CREATE INDEX "ledger_entry_payment_id" ON "ledger_entry" ("payment_id") WHERE "payment_id" IS NOT NULL;
+CREATE INDEX "ledger_entry_credit_note_id" ON "ledger_entry" ("credit_note_id") WHERE "credit_note_id" IS NOT NULL;
+CREATE INDEX "ledger_entry_refund_id" ON "ledger_entry" ("refund_id") WHERE "refund_id" IS NOT NULL;
