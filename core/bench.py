@@ -537,7 +537,8 @@ def _child(url: str, as_of: dt.date, chunk: int, blocked: list[str], profile: st
 
 
 def _record_updates() -> dict:
-    """Record the ``UPDATE`` statements the billing run sends through ``executemany`` (SQL -> rows).
+    """Record the ``UPDATE`` statements the billing run sends (SQL -> rows), through ``executemany`` or
+    ``update_rows``.
 
     The floor repeats the run's own statement on the service rows. Costs one function
     call per statement (a handful per chunk), not per row.
@@ -553,6 +554,16 @@ def _record_updates() -> dict:
         return original(db, sql, rows)
 
     billing.execute_many = execute_many
+    original_update = getattr(billing, "update_rows", None)
+    if original_update is not None:
+        def update_rows(db, table, key, columns, rows):
+            # Written down as the plain statement it stands for on SQLite, whatever the backend.
+            if rows:
+                sql = f"UPDATE {table} SET {', '.join(f'{c} = ?' for c, _type in columns)} WHERE {key} = ?"
+                statements[sql] = statements.get(sql, 0) + len(rows)
+            return original_update(db, table, key, columns, rows)
+
+        billing.update_rows = update_rows
     return statements
 
 
@@ -626,7 +637,8 @@ def service_update_columns(statements, available) -> tuple[str, ...]:
     ``statements`` are the run's recorded ``UPDATE`` statements; without a readable one,
     :data:`DEFAULT_SERVICE_UPDATE` (as far as ``available`` columns go).
     """
-    for sql in statements:
+    ordered = sorted(statements, key=lambda sql: -statements[sql]) if isinstance(statements, dict) else statements
+    for sql in ordered:  # the statement that updated the most rows
         match = _SERVICE_UPDATE.match(sql)
         if match:
             assigns = [_ASSIGN.match(part) for part in match.group(1).split(",")]
