@@ -78,6 +78,9 @@ def apply_credit_many(customer_ids) -> int:
 def _apply(ids: list[int]) -> int:
     db = database
     marks = ", ".join([db.param] * len(ids))
+    if not is_sqlite(db):
+        # Hold the customers (in id order, as every locker does) while their credit is matched.
+        db.execute_sql(f"SELECT id FROM customer WHERE id IN ({marks}) ORDER BY id FOR UPDATE", ids)
     sources: dict[int, list] = {}
     for row in db.execute_sql(
             f"SELECT customer_id, issued_at, 'credit_note', id, unallocated_minor, currency FROM credit_note "
@@ -91,11 +94,13 @@ def _apply(ids: list[int]) -> int:
     wanted = sorted(sources)
     marks = ", ".join([db.param] * len(wanted))
     invoices: dict[int, list] = {}
+    settled_before = {}
     for row in db.execute_sql(
             f"SELECT customer_id, id, currency, total_minor, settled_minor FROM invoice "
             f"WHERE customer_id IN ({marks}) AND status = 'issued' AND settled_minor < total_minor "
             f"ORDER BY due_date, id", wanted):
         invoices.setdefault(row[0], []).append(list(row[1:]))
+        settled_before[row[1]] = row[4]
     now = utcnow()
     allocations, invoice_rows, note_rows, payment_rows, events = [], [], [], [], []
     for cid, own in sources.items():
@@ -117,18 +122,21 @@ def _apply(ids: list[int]) -> int:
                 allocations.append((source_id if kind == "payment" else None,
                                     source_id if kind == "credit_note" else None, inv_id, amount, currency, now))
             if left != available:
-                (note_rows if kind == "credit_note" else payment_rows).append((left, source_id))
+                (note_rows if kind == "credit_note" else payment_rows).append((available - left, source_id))
         for inv_id, (_id, _cur, total, settled) in touched.items():
             status = "paid" if settled >= total else "issued"
-            invoice_rows.append((settled, status, inv_id))
+            invoice_rows.append((settled - settled_before[inv_id], status, inv_id))
             if status == "paid":
                 events.append(("invoice.paid", json.dumps({"customer_id": cid, "invoice_id": inv_id},
                                                           sort_keys=True, separators=(",", ":")), now, 0))
     p = db.param
     insert_rows(db, "allocation", ("payment_id", "credit_note_id", "invoice_id", "amount_minor", "currency",
                                    "created_at"), allocations)
-    execute_many(db, f"UPDATE invoice SET settled_minor = {p}, status = {p} WHERE id = {p}", invoice_rows)
-    execute_many(db, f"UPDATE credit_note SET unallocated_minor = {p} WHERE id = {p}", note_rows)
-    execute_many(db, f"UPDATE payment SET unallocated_minor = {p} WHERE id = {p}", payment_rows)
+    # Relative updates: should anything have moved since the reads, the checks on these
+    # columns refuse the transaction rather than let a stale value win.
+    execute_many(db, f"UPDATE invoice SET settled_minor = settled_minor + {p}, status = {p} WHERE id = {p}",
+                 invoice_rows)
+    execute_many(db, f"UPDATE credit_note SET unallocated_minor = unallocated_minor - {p} WHERE id = {p}", note_rows)
+    execute_many(db, f"UPDATE payment SET unallocated_minor = unallocated_minor - {p} WHERE id = {p}", payment_rows)
     insert_rows(db, "event", ("name", "payload", "created_at", "attempts"), events)
     return len(allocations)

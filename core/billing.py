@@ -445,7 +445,8 @@ def _write(ctx, rated_list, touched, charges, with_credit, result) -> None:
                 ledger_rows.append((cid, "invoice", r.total, currency, inv_id, f"Invoice {display}", now))
             # the same JSON as _json() of these keys, written out: this runs once per invoice
             event_rows.append(("invoice.issued", f'{{"currency":"{currency}","customer_id":{cid},"invoice_id":'
-                                                 f'{inv_id},"number":"{display}","total_minor":{r.total}}}', now, 0))
+                                                 f'{inv_id},"number":{json.dumps(display)},"total_minor":{r.total}}}',
+                               now, 0))
             for ch in charges.get(cid, []):
                 charge_rows.append((inv_id, ch["id"]))
             for code in r.promos_used:

@@ -61,14 +61,16 @@ def update_rows(db, table: str, key: str, columns: tuple[tuple[str, str], ...], 
     """
     if not rows:
         return
+    if not db.in_transaction():
+        raise RuntimeError("update_rows must run inside a transaction")
     p = db.param
     if is_sqlite(db):
         sets = ", ".join(f'"{c}" = {p}' for c, _type in columns)
         execute_many(db, f'UPDATE "{table}" SET {sets} WHERE "{key}" = {p}', rows)
         return
     names = ", ".join(f'"{c}"' for c, _type in columns)
-    temp = f"bulk_{table}_{zlib.crc32(names.encode()):08x}"  # one temporary table per column set
     defs = ", ".join(f'"{c}" {t}' for c, t in columns)
+    temp = f"bulk_{table}_{zlib.crc32(f'{key}|{defs}'.encode()):08x}"  # one temporary table per shape
     cursor = db.cursor()
     cursor.execute(f'CREATE TEMPORARY TABLE IF NOT EXISTS "{temp}" ({defs}, "{key}" BIGINT) ON COMMIT DELETE ROWS')
     with cursor.copy(f'COPY "{temp}" ({names}, "{key}") FROM STDIN') as copy:

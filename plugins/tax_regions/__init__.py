@@ -62,7 +62,7 @@ def tax_lines(invoice):
     # Tax is a pure function of the categories and amounts: a billing run asks the same
     # question for most invoices, so the answers are remembered per compiled region.
     key = (invoice.currency, invoice.tax_inclusive,
-           tuple((line.tax_category, line.amount.minor) for line in invoice.lines))
+           tuple((line.tax_category, line.amount.minor, line.amount.currency) for line in invoice.lines))
     memo = _memo_for(plan)
     answer = memo.get(key)
     if answer is None:

@@ -315,3 +315,57 @@ def test_future_dates_wait_for_renewal_and_long_catch_ups_are_reported(db, pm):
     assert billing.run(D(2025, 12, 31)).invoices == 1
     assert billing.run(D(2026, 3, 1)).invoices == 1
     assert billing.run(D(2026, 3, 1)).invoices == 0
+
+
+def test_credit_applied_while_the_invoice_is_credited_keeps_settlement_consistent(db, pm):
+    """Account credit being applied and a credit note for the same invoice, at the same time:
+    one waits for the other, and an invoice's settled amount always equals its allocations."""
+    from peewee import fn
+
+    from core import allocation
+    from core.models import Allocation, Payment
+
+    pairs = []
+    for i in range(6):
+        c = customer(name=f"Race {i}")
+        services.add(customer=c, plan=plan(f"race-{i}", "3,000.00"), start_date=D(2026, 3, 1), billing_mode="prepaid")
+        billing.run(D(2026, 3, 1))
+        with database.atomic():
+            pay = Payment.create(customer=c.id, gateway="manual", reference=f"R{i}", amount_minor=100000,
+                                 currency="KES", unallocated_minor=100000)
+            ledger.post(c.id, "payment", Money(-100000, "KES"), f"Payment R{i}", payment=pay.id)
+        pairs.append((c, invoices_of(c)[0], pay))
+    errors = []
+
+    def guarded(work):
+        try:
+            work()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            database.close()
+
+    def apply(cid):
+        with database.atomic():
+            allocation.apply_credit(cid)
+
+    threads = []
+    for c, inv, _pay in pairs:
+        threads.append(threading.Thread(target=guarded, args=(lambda cid=c.id: apply(cid),)))
+        threads.append(threading.Thread(target=guarded, args=(
+            lambda inv=inv: credit_notes.issue(Invoice.get_by_id(inv.id), reason="outage"),)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    for c, inv, pay in pairs:
+        inv = Invoice.get_by_id(inv.id)
+        allocated = Allocation.select(fn.COALESCE(fn.SUM(Allocation.amount_minor), 0)).where(
+            Allocation.invoice == inv.id).scalar()
+        assert inv.settled_minor == allocated and inv.settled_minor <= inv.total_minor
+        assert inv.status == "paid"  # credited in full, whichever came first
+        paid_out = Allocation.select(fn.COALESCE(fn.SUM(Allocation.amount_minor), 0)).where(
+            Allocation.payment == pay.id).scalar()
+        assert Payment.get_by_id(pay.id).unallocated_minor + paid_out == 100000
+        assert ledger.balance(c).minor == inv.total_minor - 100000 - credit_notes.credited(inv)[0]

@@ -564,3 +564,12 @@ def test_an_empty_operator_file_adds_nothing(tmp_path):
     path = write(tmp_path, "# nothing yet\n")
     assert regions.check_file(path) == []
     assert set(regions.load_regions(path)) == SHIPPED_CODES
+
+
+def test_a_remembered_answer_does_not_hide_a_line_in_another_currency(pm, no_db):
+    from plugins import tax_regions as plugin
+
+    answer = plugin.tax_lines(invoice("KE", line("1000.00")))
+    assert answer == plugin.tax_lines(invoice("KE", line("1000.00")))  # asked again: the same answer
+    with pytest.raises(ValidationError, match="USD"):
+        plugin.tax_lines(invoice("KE", line("1000.00", currency="USD")))
