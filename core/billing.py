@@ -414,6 +414,7 @@ def _write(ctx, rated_list, touched, charges, with_credit, result) -> None:
     now = utcnow()
     as_of = ctx.as_of
     series = f"{ctx.prefix}-{as_of.year}"
+    plain_series = series.isascii() and series.replace("-", "").isalnum()  # nothing JSON would escape
     if rated_list:
         first = take_block(series, len(rated_list))
         inv_rows = []
@@ -441,11 +442,12 @@ def _write(ctx, rated_list, touched, charges, with_credit, result) -> None:
             for t in r.taxes:
                 tax_rows.append((inv_id, t.name, str(t.rate), t.compound, t.taxable.minor, t.tax.minor, t.source))
             display = f"{series}-{number:06d}"
+            quoted = _quoted if plain_series else json.dumps
             if r.total:
                 ledger_rows.append((cid, "invoice", r.total, currency, inv_id, f"Invoice {display}", now))
             # the same JSON as _json() of these keys, written out: this runs once per invoice
             event_rows.append(("invoice.issued", f'{{"currency":"{currency}","customer_id":{cid},"invoice_id":'
-                                                 f'{inv_id},"number":{json.dumps(display)},"total_minor":{r.total}}}',
+                                                 f'{inv_id},"number":{quoted(display)},"total_minor":{r.total}}}',
                                now, 0))
             for ch in charges.get(cid, []):
                 charge_rows.append((inv_id, ch["id"]))
@@ -501,6 +503,10 @@ _SERVICE_UPDATE = (
     ("next_bill_date", "DATE"), ("setup_billed", "BOOLEAN"), ("pending_plan_id", "INTEGER"),
     ("pending_change_date", "DATE"), ("usage_billed_through", "DATE"), ("status", "VARCHAR(20)"),
 )
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"'
 
 
 def _json(payload: dict) -> str:

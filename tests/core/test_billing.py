@@ -670,3 +670,16 @@ def test_a_price_change_is_a_new_version_and_services_keep_their_price(db, pm):
     assert result["upgrade"] and result["credit_notes"] == [] and result["charges"] == []
     billing.run(D(2026, 5, 1))
     assert only_invoice(c)[-1].total_minor == 330000
+
+
+def test_number_prefix_setting_and_event_payloads(db, pm):
+    from core import settings
+
+    settings.set_value("billing.invoice_prefix", "faktüra")
+    c = customer()
+    services.add(customer=c, plan=plan(), start_date=D(2026, 3, 1), billing_mode="prepaid")
+    assert billing.run(D(2026, 3, 1)).invoice_numbers == ["FAKTÜRA-2026-000001"]
+    event = Event.get(Event.name == "invoice.issued")
+    assert event.payload["number"] == "FAKTÜRA-2026-000001"
+    with pytest.raises(ValidationError, match="prefix"):
+        settings.set_value("billing.invoice_prefix", 'IN"V')
