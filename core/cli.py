@@ -360,7 +360,9 @@ def users_add(username, role, password):
     click.echo(f"created user {username} ({role})")
 
 
+import core.cli_backup  # noqa: E402,F401  (registers backup and restore on ``cli``)
 import core.cli_bench  # noqa: E402,F401  (registers the bench commands on ``cli``)
+import core.cli_doctor  # noqa: E402,F401  (registers doctor on ``cli``)
 from core import cli_billing  # noqa: E402,F401  (registers the billing commands on ``cli``)
 
 

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "wispbill.plugins"
 
 BUILTIN_PLUGINS = (
+    "plugins.backups",
     "plugins.billing_run",
     "plugins.bundles",
     "plugins.company_settings",

@@ -15,6 +15,7 @@ COMMANDS = [
     ["settings", "set"], ["users", "add"], ["customers", "show"], ["customers", "promo"], ["services", "add"],
     ["services", "list"], ["services", "change"], ["services", "cancel"], ["charges", "add"], ["bill"],
     ["invoices", "list"], ["invoices", "show"], ["invoices", "pdf"], ["credit-notes", "add"], ["ledger"],
+    ["backup"], ["restore"], ["doctor"], ["bench", "billing"],
 ]
 
 
