@@ -364,6 +364,7 @@ import core.cli_backup  # noqa: E402,F401  (registers backup and restore on ``cl
 import core.cli_bench  # noqa: E402,F401  (registers the bench commands on ``cli``)
 import core.cli_doctor  # noqa: E402,F401  (registers doctor on ``cli``)
 from core import cli_billing  # noqa: E402,F401  (registers the billing commands on ``cli``)
+from core import cli_payments  # noqa: E402,F401  (registers the payment commands on ``cli``)
 
 
 def add_plugin_commands(pm, group=None) -> None:

@@ -67,12 +67,13 @@ def _tax_for(invoice: Invoice, customer: Customer, parts: list[tuple[InvoiceLine
 
 
 def issue(invoice: Invoice, *, reason: str, parts: list[Part] | None = None, amount: Money | None = None,
-          void: bool = False, pm=None) -> CreditNote:
+          void: bool = False, refund_id: int | None = None, pm=None) -> CreditNote:
     """Credit ``parts`` of ``invoice`` (or a lump ``amount``, or everything left) and record it.
 
     ``amount`` is spread over the invoice's charge lines in proportion to what is left on
     each. With ``void=True`` the whole invoice is credited and marked void; that is refused
-    once anything has been paid on it.
+    once anything has been paid on it. With ``refund_id`` the credit is paid out by that
+    refund: it settles nothing and leaves no account credit.
     """
     reason = (reason or "").strip()
     if not reason:
@@ -160,17 +161,21 @@ def issue(invoice: Invoice, *, reason: str, parts: list[Part] | None = None, amo
             CreditNoteLine.create(credit_note=note.id, invoice_line=line.id, description=line.description,
                                   amount_minor=part_amount, tax_minor=shares[i].minor if shares else 0)
         number = f"{series}-{note.number:06d}"
+        links = {"refund": refund_id} if refund_id else {}
         ledger.post(customer.id, "credit_note", Money(-total, invoice.currency),
                     f"Credit note {number} for {invoice.display_number}", credit_note=note.id,
-                    invoice=invoice.id)
+                    invoice=invoice.id, **links)
         due = invoice.total_minor - invoice.settled_minor
-        if invoice.status == "issued" and due > 0:
+        if refund_id:
+            CreditNote.update(unallocated_minor=0).where(CreditNote.id == note.id).execute()
+        elif invoice.status == "issued" and due > 0:
             used = min(due, total)
             allocation.settle(invoice, used, credit_note_id=note.id, closing_status="void" if void else "paid")
             CreditNote.update(unallocated_minor=total - used).where(CreditNote.id == note.id).execute()
         if void:
             Invoice.update(status="void").where(Invoice.id == invoice.id).execute()
-        allocation.apply_credit(customer.id)
+        if not refund_id:
+            allocation.apply_credit(customer.id)
         events.emit("credit_note.issued", {"credit_note_id": note.id, "invoice_id": invoice.id,
                                            "customer_id": customer.id, "number": number, "total_minor": total})
         audit.record("invoice.void" if void else "credit_note.issue", "credit_note", note.id, None,

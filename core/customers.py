@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from peewee import SQL, NodeList, fn
 
 from core import audit, numbering, settings, validate
@@ -73,6 +75,37 @@ def find(account_or_id) -> Customer:
     if customer is None:
         raise NotFound(f"no customer {text!r}")
     return customer
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]|[A-Za-z0-9]")
+
+
+def match_reference(text: str | None):
+    """The customer (and invoice) a payer's reference names: ``(customer, invoice or None)`` or ``None``.
+
+    ``text`` is what a payer typed: an account number (``A000042``, any case), an invoice
+    number (``INV-2026-000123``), or free text containing one, as in a bank transfer's
+    description. The whole text is tried first, then each word of it; the first word that
+    names exactly one customer or invoice wins.
+    """
+    from core import invoices
+
+    text = (text or "").strip()
+    if not text or len(text) > 500:
+        return None
+    candidates = [text] + [t for t in _TOKEN.findall(text) if t != text]
+    for candidate in candidates[:50]:
+        customer = (Customer.get_or_none(Customer.account_number == candidate)
+                    or Customer.get_or_none(fn.UPPER(Customer.account_number) == candidate.upper()))
+        if customer is not None:
+            return customer, None
+        try:
+            invoice = invoices.find(candidate.upper()) if not candidate.isdigit() else None
+        except NotFound:
+            invoice = None
+        if invoice is not None and invoice.number is not None:
+            return invoice.customer, invoice
+    return None
 
 
 def _next_free_account_number() -> str:

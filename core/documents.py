@@ -316,6 +316,8 @@ def _facts(doc: dict) -> list[tuple[str, str]]:
         facts.append(("Due date", doc["due_date"] or "-"))
         if doc["period"]:
             facts.append(("Period", doc["period"]))
+    elif doc["kind"] == "receipt":
+        facts += [("Method", doc["method"]), ("Reference", doc["reference"])]
     else:
         facts.append(("Invoice", doc["invoice_number"] or "-"))
     return facts

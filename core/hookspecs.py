@@ -111,6 +111,21 @@ def gateway_parse_notification(gateway, notification):
 
 
 @hookspec(firstresult=True)
+def gateway_reply(gateway, notification, notices, error):
+    """Shape the HTTP answer to a notification for gateway ``gateway``.
+
+    Called after the core has handled ``notification``: ``notices`` are the
+    :class:`core.hooktypes.PaymentNotice` values it read (empty when ``error`` is set),
+    ``error`` is ``None`` or the message of the ``ValidationError`` that refused it.
+    Return ``None`` unless ``gateway`` is yours, or to accept the core's own answer (JSON,
+    200, or 400 with the error); otherwise a :class:`core.hooktypes.WebhookReply`, for a
+    gateway that expects a body of its own (an accept or reject code). The reply cannot
+    undo what was recorded, and a refused notification stays refused whatever the
+    status you answer.
+    """
+
+
+@hookspec(firstresult=True)
 def gateway_refund(gateway, payment, amount, reason):
     """Refund ``amount`` (a Money) of a recorded payment through gateway ``gateway``.
 

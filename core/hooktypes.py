@@ -66,12 +66,23 @@ class GatewayInfo:
     currencies: tuple[str, ...] = ()  # empty: any currency
     can_refund: bool = False
     can_charge_saved_method: bool = False
-    interactive: bool = True  # False for gateways staff record by hand
+    interactive: bool = True  # False for gateways staff record by hand (no pay-link button)
+    configured: bool = True  # False while settings it needs are missing: left off pay links
+    asks_for: tuple[str, ...] = ()  # what the pay page asks the payer for: "phone", "email"
+    webhooks: bool = True  # False: /hooks/<name> does not exist (notifications come from staff only)
 
 
 @dataclass(frozen=True)
 class PaymentRequest:
-    """A request to collect ``amount`` from a customer, for an invoice or as a top-up."""
+    """A request to collect ``amount`` from a customer, for an invoice or as a top-up.
+
+    ``reference`` is the core's own reference for this attempt (unique, ``PA-...``): pass
+    it to the gateway (as metadata, a client reference) so that notices can name it in
+    ``PaymentNotice.attempt``. ``account`` is the customer's account number, short enough
+    for a paybill account reference. ``notify_url`` is where this gateway's notifications
+    are received (``<base>/hooks/<gateway>``; append a path of your own if you need
+    several), ``return_url`` the page to send the payer back to.
+    """
 
     customer_id: int
     amount: Money
@@ -81,35 +92,55 @@ class PaymentRequest:
     return_url: str | None = None
     phone: str | None = None
     email: str | None = None
+    account: str | None = None
+    notify_url: str | None = None
 
 
 @dataclass(frozen=True)
 class PaymentStart:
-    """How a started payment continues: a page to send the payer to, or a push to their phone."""
+    """How a started payment continues: a page to send the payer to, or a push to their phone.
+
+    ``reference`` is the gateway's own id for the attempt (a checkout session, a push
+    request id); the core keeps it with the attempt, and a notice may name either it or
+    the request's reference in ``PaymentNotice.attempt``. ``amount`` is what the gateway
+    actually asked for when it differs from the request (a gateway that takes whole units
+    only rounds up); the core then expects that amount.
+    """
 
     gateway: str
     reference: str
     redirect_url: str | None = None
     message: str | None = None
+    amount: Money | None = None
 
 
 @dataclass(frozen=True)
 class Notification:
-    """An incoming gateway notification (webhook or callback) exactly as received."""
+    """An incoming gateway notification (webhook or callback, or a file staff import) exactly as received.
+
+    ``path`` is what followed ``/hooks/<gateway>/`` in the URL (empty for ``/hooks/<gateway>``);
+    ``headers`` keys keep the case the client sent, so look them up case-insensitively.
+    """
 
     gateway: str
     body: bytes
     headers: dict
     query: dict = field(default_factory=dict)
     remote_addr: str | None = None
+    path: str = ""
 
 
 @dataclass(frozen=True)
 class PaymentNotice:
     """A verified fact from a gateway, for the core to record idempotently on (gateway, reference).
 
-    ``kind`` is ``payment`` (money received), ``failure`` (an attempt failed) or ``refund``
-    (money returned; ``refund_of`` names the original payment reference).
+    ``kind`` is ``payment`` (money received), ``failure`` (an attempt failed: nothing is
+    recorded but the attempt's status) or ``refund`` (money returned; ``refund_of`` names
+    the original payment's reference). The payer is found from, in order: ``customer_id``,
+    the started payment named by ``attempt``, ``invoice_id``, then ``account`` (an account
+    or invoice number, or free text containing one, such as a bank transfer's reference).
+    A payment the core cannot place, or whose amount or currency differs from what was
+    asked, is held for staff to review rather than applied.
     """
 
     gateway: str
@@ -124,6 +155,7 @@ class PaymentNotice:
     method: str | None = None
     payer: str | None = None
     raw: dict = field(default_factory=dict)
+    attempt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +166,15 @@ class RefundResult:
     reference: str
     amount: Money
     status: str = "succeeded"  # or "pending"
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    """The HTTP answer to a notification, for gateways that expect a particular one."""
+
+    status: int = 200
+    body: str = ""
+    content_type: str = "application/json"
 
 
 # --- pricing and tax ---------------------------------------------------------------

@@ -422,9 +422,94 @@ class Payment(BaseModel):
     unallocated_minor = pw.BigIntegerField(default=0, constraints=[pw.Check("unallocated_minor >= 0")])
     raw = JSONText(null=True)
     created_at = pw.DateTimeField(default=utcnow)
+    receipt_series = pw.CharField(max_length=40, null=True)
+    receipt_number = pw.BigIntegerField(null=True)
+    recorded_by = pw.CharField(max_length=150, null=True)
+    note = pw.TextField(null=True)
+
+    class Meta:
+        indexes = ((("gateway", "reference"), True), (("receipt_series", "receipt_number"), True))
+
+    @property
+    def receipt(self) -> str | None:
+        """``RCT-2026-000042``: the number printed on the payment's receipt."""
+        return None if self.receipt_number is None else f"{self.receipt_series}-{self.receipt_number:06d}"
+
+
+ATTEMPT_STATUSES = ("started", "succeeded", "failed")
+
+
+class PaymentAttempt(BaseModel):
+    """A payment the core started through a gateway (a checkout page, a push to a phone).
+
+    It records what was asked for, so that the notice which later reports the money can
+    be checked against it. ``token`` is the core's reference sent to the gateway;
+    ``gateway_reference`` is the gateway's own id for the attempt.
+    """
+
+    token = pw.CharField(max_length=40, unique=True)
+    gateway = pw.CharField(max_length=40)
+    gateway_reference = pw.CharField(max_length=200, null=True)
+    customer = pw.ForeignKeyField(Customer, backref="payment_attempts", on_delete="RESTRICT")
+    invoice = pw.ForeignKeyField(Invoice, null=True, backref="payment_attempts", on_delete="RESTRICT")
+    amount_minor = pw.BigIntegerField(constraints=[pw.Check("amount_minor > 0")])
+    currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
+    status = pw.CharField(max_length=20, default="started", constraints=[_choices_check("status", ATTEMPT_STATUSES)])
+    message = pw.TextField(null=True)
+    redirect_url = pw.TextField(null=True)
+    payment = pw.ForeignKeyField(Payment, null=True, backref="attempts", on_delete="RESTRICT")
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("gateway", "gateway_reference"), True),)
+
+
+REVIEW_STATUSES = ("open", "accepted", "rejected")
+REVIEW_KINDS = ("payment", "refund")
+
+
+class PaymentReview(BaseModel):
+    """Money a gateway reported that the core would not apply on its own; staff decide.
+
+    A payment for an unknown account, one whose amount or currency differs from what was
+    asked, an unmatched bank transfer. Unique per (gateway, reference) like payments, so a
+    notice held here is held once however often it arrives.
+    """
+
+    gateway = pw.CharField(max_length=40)
+    reference = pw.CharField(max_length=200)
+    kind = pw.CharField(max_length=20, default="payment", constraints=[_choices_check("kind", REVIEW_KINDS)])
+    customer = pw.ForeignKeyField(Customer, null=True, backref="payment_reviews", on_delete="RESTRICT")
+    invoice = pw.ForeignKeyField(Invoice, null=True, backref="payment_reviews", on_delete="RESTRICT")
+    attempt = pw.ForeignKeyField(PaymentAttempt, null=True, backref="reviews", on_delete="RESTRICT")
+    amount_minor = pw.BigIntegerField(constraints=[pw.Check("amount_minor > 0")])
+    currency = pw.CharField(max_length=3, constraints=[pw.Check(CURRENCY_CHECK)])
+    account = pw.CharField(max_length=200, null=True)
+    refund_of = pw.CharField(max_length=200, null=True)
+    payer = pw.CharField(max_length=200, null=True)
+    method = pw.CharField(max_length=40, null=True)
+    received_at = pw.DateTimeField(default=utcnow)
+    reason = pw.TextField()
+    status = pw.CharField(max_length=20, default="open", index=True,
+                          constraints=[_choices_check("status", REVIEW_STATUSES)])
+    payment = pw.ForeignKeyField(Payment, null=True, backref="reviews", on_delete="RESTRICT")
+    raw = JSONText(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    resolved_at = pw.DateTimeField(null=True)
+    resolved_by = pw.CharField(max_length=150, null=True)
+    resolution = pw.TextField(null=True)
 
     class Meta:
         indexes = ((("gateway", "reference"), True),)
+
+
+class PayLink(BaseModel):
+    """The unguessable token of an invoice's public pay page (``/pay/<token>``)."""
+
+    invoice = pw.ForeignKeyField(Invoice, unique=True, backref="pay_links", on_delete="RESTRICT")
+    token = pw.CharField(max_length=64, unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
 
 
 class Allocation(BaseModel):
@@ -551,6 +636,6 @@ class Event(BaseModel):
 ALL_MODELS = (
     Setting, User, StaffSession, Customer, Plan, Router, Service, NumberSeries, Invoice, InvoiceLine,
     InvoiceTax, CreditNote, CreditNoteLine, Charge, PromoRedemption, BillingRun, Payment, Allocation,
-    Refund, LedgerEntry,
+    Refund, LedgerEntry, PaymentAttempt, PaymentReview, PayLink,
     UsageRecord, Enforcement, AuditEvent, Event,
 )

@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "wispbill.plugins"
 
 BUILTIN_PLUGINS = (
+    "gateways.bank",
+    "gateways.manual",
+    "gateways.mpesa",
+    "gateways.stripe",
     "plugins.backups",
     "plugins.billing_run",
     "plugins.bundles",

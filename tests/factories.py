@@ -46,3 +46,22 @@ def make_invoice(customer=None, **overrides):
     data = {"customer": customer, "currency": customer.currency}
     data.update(overrides)
     return Invoice.create(**data)
+
+
+def make_issued_invoice(customer, total_minor, due_date=dt.date(2026, 3, 15), number=None):
+    """An issued invoice of one line and no tax, posted to the ledger, as the billing run leaves one."""
+    from core import ledger
+    from core.db import database
+    from core.models import InvoiceLine
+    from core.money import Money
+
+    with database.atomic():
+        invoice = Invoice.create(customer=customer, currency=customer.currency, series="INV-2026",
+                                 number=number or next(_seq), status="issued", subtotal_minor=total_minor,
+                                 total_minor=total_minor, issue_date=due_date - dt.timedelta(days=14),
+                                 due_date=due_date)
+        InvoiceLine.create(invoice=invoice, position=1, kind="oneoff", description="Service",
+                           unit_price_minor=total_minor, amount_minor=total_minor)
+        ledger.post(customer.id, "invoice", Money(total_minor, customer.currency),
+                    f"Invoice {invoice.display_number}", invoice=invoice.id)
+    return invoice

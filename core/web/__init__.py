@@ -73,12 +73,15 @@ def create_app(test_config: dict | None = None) -> Flask:
         if not database.is_closed():
             database.close()
 
-    from core.web import admin, auth, documents, errors, health
+    from core.web import admin, auth, documents, errors, health, hooks, pay
 
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(documents.bp)
+    app.register_blueprint(pay.bp)
+    app.register_blueprint(hooks.bp)
+    csrf.exempt(hooks.bp)  # gateways sign their notifications; they cannot carry our form token
     errors.register(app)
     app.add_url_rule("/", "index", lambda: redirect(url_for("admin.dashboard")))
     _register_plugin_routes(app, pm)

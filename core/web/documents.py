@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, url_for
 
-from core import documents
+from core import documents, receipts
 from core.errors import NotFound
-from core.models import CreditNote, Invoice
+from core.models import CreditNote, Invoice, Payment
 from core.web.auth import login_required
 
 bp = Blueprint("documents", __name__)
@@ -63,3 +63,25 @@ def credit_note_pdf(credit_note_id: int):
     """The credit note as a PDF, shown in the browser, named after its number."""
     note = _credit_note(credit_note_id)
     return _pdf_response(documents.credit_note_pdf(note), documents.credit_note_filename(note))
+
+
+def _payment(payment_id: int) -> Payment:
+    payment = Payment.get_or_none(Payment.id == payment_id)
+    if payment is None or payment.customer_id is None:
+        raise NotFound(f"There is no payment {payment_id}.")
+    return payment
+
+
+@bp.route("/payments/<int:payment_id>/receipt")
+@login_required
+def receipt_page(payment_id: int):
+    """A payment's receipt as a printable page, with a link to its PDF."""
+    return receipts.receipt_html(_payment(payment_id), pdf_url=url_for(".receipt_pdf", payment_id=payment_id))
+
+
+@bp.route("/payments/<int:payment_id>/receipt.pdf")
+@login_required
+def receipt_pdf(payment_id: int):
+    """A payment's receipt as a PDF."""
+    payment = _payment(payment_id)
+    return _pdf_response(receipts.receipt_pdf(payment), receipts.receipt_filename(payment))

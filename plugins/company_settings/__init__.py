@@ -1,5 +1,7 @@
 """The operator's own details and billing defaults, declared as ordinary settings."""
 
+from urllib.parse import urlsplit
+
 from core import hookimpl
 from core.hooktypes import SettingSpec
 from core.money import currency as lookup_currency
@@ -29,6 +31,25 @@ def _terms(text: str) -> int:
     return days
 
 
+def _base_url(text: str) -> str:
+    """An http(s) address without query or fragment, kept without its trailing slash."""
+    value = text.strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("expected the public address of this server, like https://billing.example.net")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated list of gateway names, as typed."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if any(not n.replace("_", "").replace("-", "").isalnum() for n in names):
+        raise ValueError("expected gateway names separated by commas, like stripe,mpesa")
+    return names
+
+
 @hookimpl
 def register_settings():
     """The company's name and details, and the defaults for new customers and plans."""
@@ -42,4 +63,10 @@ def register_settings():
                     parse=_prefix),
         SettingSpec("billing.credit_note_prefix", "Credit note number prefix (CN-2026-000001)", default="CN",
                     parse=_prefix),
+        SettingSpec("payments.receipt_prefix", "Receipt number prefix (RCT-2026-000001)", default="RCT",
+                    parse=_prefix),
+        SettingSpec("payments.pay_link_gateways", "Gateways offered on pay links (empty: every one set up)",
+                    default=[], parse=_names),
+        SettingSpec("web.base_url", "Public address of this server (for pay links and gateway callbacks)",
+                    default="", parse=_base_url),
     ]

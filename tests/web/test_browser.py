@@ -73,3 +73,33 @@ def test_htmx_is_served_locally(live_server, page):
     assert page.evaluate("typeof htmx") == "object"
     assert page.evaluate("htmx.version") == "2.0.8"
     assert all(url.startswith(live_server.url) for url in requests), requests
+
+
+def test_pay_page_on_a_phone_turns_to_paid_when_the_money_arrives(db, live_server, browser):
+    from core import paylinks, payments
+    from core.models import PaymentAttempt
+    from core.money import Money
+    from tests.factories import make_issued_invoice
+
+    customer = make_customer(name="Neema Achieng")
+    invoice = make_issued_invoice(customer, 250_000)
+    token = paylinks.token_for(invoice)
+    PaymentAttempt.create(token="PA-BROWSER", gateway="stripe", customer=customer, invoice=invoice,
+                          amount_minor=250_000, currency=customer.currency, message="Waiting for the card payment.")
+    db.close()
+
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    context.set_default_timeout(15_000)
+    phone = context.new_page()
+    try:
+        phone.goto(f"{live_server.url}/pay/{token}?attempt=PA-BROWSER")
+        assert "KES 2,500.00" in phone.inner_text(".pay-status")
+        assert "Waiting for the card payment." in phone.inner_text(".notice")
+        # fits the screen: nothing to scroll sideways
+        assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        payments.add_manual(customer, Money(250_000, customer.currency), reference="AT-THE-OFFICE")
+        db.close()
+        # the status part is polled by htmx and swapped in place once the invoice is paid
+        phone.wait_for_selector("text=Paid. Thank you!")
+    finally:
+        context.close()

@@ -1,0 +1,22 @@
+-- Schema version 3: payments (receipt numbers, started payments, the review queue, pay links).
+ALTER TABLE "payment" ADD COLUMN "receipt_series" VARCHAR(40);
+ALTER TABLE "payment" ADD COLUMN "receipt_number" INTEGER;
+ALTER TABLE "payment" ADD COLUMN "recorded_by" VARCHAR(150);
+ALTER TABLE "payment" ADD COLUMN "note" TEXT;
+CREATE UNIQUE INDEX "payment_receipt_series_receipt_number" ON "payment" ("receipt_series", "receipt_number");
+CREATE TABLE "pay_link" ("id" INTEGER NOT NULL PRIMARY KEY, "invoice_id" INTEGER NOT NULL, "token" VARCHAR(64) NOT NULL, "created_at" DATETIME NOT NULL, FOREIGN KEY ("invoice_id") REFERENCES "invoice" ("id") ON DELETE RESTRICT);
+CREATE UNIQUE INDEX "pay_link_invoice_id" ON "pay_link" ("invoice_id");
+CREATE UNIQUE INDEX "pay_link_token" ON "pay_link" ("token");
+CREATE TABLE "payment_attempt" ("id" INTEGER NOT NULL PRIMARY KEY, "token" VARCHAR(40) NOT NULL, "gateway" VARCHAR(40) NOT NULL, "gateway_reference" VARCHAR(200), "customer_id" INTEGER NOT NULL, "invoice_id" INTEGER, "amount_minor" INTEGER NOT NULL CHECK (amount_minor > 0), "currency" VARCHAR(3) NOT NULL CHECK (length(currency) = 3 AND upper(currency) = currency), "status" VARCHAR(20) NOT NULL CHECK (status IN ('started', 'succeeded', 'failed')), "message" TEXT, "redirect_url" TEXT, "payment_id" INTEGER, "created_at" DATETIME NOT NULL, "updated_at" DATETIME NOT NULL, FOREIGN KEY ("customer_id") REFERENCES "customer" ("id") ON DELETE RESTRICT, FOREIGN KEY ("invoice_id") REFERENCES "invoice" ("id") ON DELETE RESTRICT, FOREIGN KEY ("payment_id") REFERENCES "payment" ("id") ON DELETE RESTRICT);
+CREATE UNIQUE INDEX "payment_attempt_token" ON "payment_attempt" ("token");
+CREATE INDEX "payment_attempt_customer_id" ON "payment_attempt" ("customer_id");
+CREATE INDEX "payment_attempt_invoice_id" ON "payment_attempt" ("invoice_id");
+CREATE INDEX "payment_attempt_payment_id" ON "payment_attempt" ("payment_id");
+CREATE UNIQUE INDEX "payment_attempt_gateway_gateway_reference" ON "payment_attempt" ("gateway", "gateway_reference");
+CREATE TABLE "payment_review" ("id" INTEGER NOT NULL PRIMARY KEY, "gateway" VARCHAR(40) NOT NULL, "reference" VARCHAR(200) NOT NULL, "kind" VARCHAR(20) NOT NULL CHECK (kind IN ('payment', 'refund')), "customer_id" INTEGER, "invoice_id" INTEGER, "attempt_id" INTEGER, "amount_minor" INTEGER NOT NULL CHECK (amount_minor > 0), "currency" VARCHAR(3) NOT NULL CHECK (length(currency) = 3 AND upper(currency) = currency), "account" VARCHAR(200), "refund_of" VARCHAR(200), "payer" VARCHAR(200), "method" VARCHAR(40), "received_at" DATETIME NOT NULL, "reason" TEXT NOT NULL, "status" VARCHAR(20) NOT NULL CHECK (status IN ('open', 'accepted', 'rejected')), "payment_id" INTEGER, "raw" TEXT, "created_at" DATETIME NOT NULL, "resolved_at" DATETIME, "resolved_by" VARCHAR(150), "resolution" TEXT, FOREIGN KEY ("customer_id") REFERENCES "customer" ("id") ON DELETE RESTRICT, FOREIGN KEY ("invoice_id") REFERENCES "invoice" ("id") ON DELETE RESTRICT, FOREIGN KEY ("attempt_id") REFERENCES "payment_attempt" ("id") ON DELETE RESTRICT, FOREIGN KEY ("payment_id") REFERENCES "payment" ("id") ON DELETE RESTRICT);
+CREATE INDEX "payment_review_customer_id" ON "payment_review" ("customer_id");
+CREATE INDEX "payment_review_invoice_id" ON "payment_review" ("invoice_id");
+CREATE INDEX "payment_review_attempt_id" ON "payment_review" ("attempt_id");
+CREATE INDEX "payment_review_status" ON "payment_review" ("status");
+CREATE INDEX "payment_review_payment_id" ON "payment_review" ("payment_id");
+CREATE UNIQUE INDEX "payment_review_gateway_reference" ON "payment_review" ("gateway", "reference");

@@ -1,0 +1,1 @@
+"""Payment gateway: mpesa (being written)."""

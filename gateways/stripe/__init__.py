@@ -1,0 +1,1 @@
+"""Payment gateway: stripe (being written)."""
