@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from core import events
-from core.bulk import execute_many, insert_rows, is_sqlite
+from core.bulk import execute_many, insert_one, insert_rows, is_sqlite
 from core.clock import utcnow
 from core.db import database
 from core.models import Allocation, Customer, Invoice
@@ -41,14 +41,15 @@ def settle(invoice: Invoice, amount_minor: int, *, payment_id=None, credit_note_
 
     ``paid`` (the default) emits ``invoice.paid``; a void closes the invoice without it.
     """
-    allocation = Allocation.create(payment=payment_id, credit_note=credit_note_id, invoice=invoice.id,
-                                   amount_minor=amount_minor, currency=invoice.currency)
+    db = database.obj
+    row = {"payment_id": payment_id, "credit_note_id": credit_note_id, "invoice_id": invoice.id,
+           "amount_minor": amount_minor, "currency": invoice.currency, "created_at": utcnow()}
+    allocation = Allocation(id=insert_one(db, "allocation", row), **row)
     invoice.settled_minor += amount_minor
-    fields = {Invoice.settled_minor: Invoice.settled_minor + amount_minor}
     if invoice.settled_minor >= invoice.total_minor:
         invoice.status = closing_status
-        fields[Invoice.status] = closing_status
-    Invoice.update(fields).where(Invoice.id == invoice.id).execute()
+    db.execute_sql(f"UPDATE invoice SET settled_minor = settled_minor + {db.param}, status = {db.param} "
+                   f"WHERE id = {db.param}", (amount_minor, invoice.status, invoice.id))
     if invoice.status == "paid":
         events.emit("invoice.paid", {"invoice_id": invoice.id, "customer_id": invoice.customer_id})
     return allocation

@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 
-from core.models import AuditEvent
+from core.bulk import insert_one
+from core.clock import utcnow
+from core.db import database
+from core.models import AuditEvent, to_json
 
 _actor: contextvars.ContextVar[str] = contextvars.ContextVar("wispbill_actor", default="system")
 
@@ -44,14 +47,10 @@ def current_actor() -> str:
 
 def record(action: str, object_type: str, object_id=None, before=None, after=None) -> AuditEvent:
     """Write one audit event; call it inside the transaction of the change it describes."""
-    return AuditEvent.create(
-        actor=current_actor(),
-        action=action,
-        object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
-        before=before,
-        after=after,
-    )
+    row = {"at": utcnow(), "actor": current_actor()[:150], "action": action, "object_type": object_type,
+           "object_id": None if object_id is None else str(object_id)[:60]}
+    row_id = insert_one(database.obj, "audit_event", {**row, "before": to_json(before), "after": to_json(after)})
+    return AuditEvent(id=row_id, before=before, after=after, **row)
 
 
 def snapshot(instance, exclude=()) -> dict:

@@ -34,6 +34,22 @@ def _parse_date(text: str) -> dt.date:
     return dt.date.fromisoformat(text[:10])
 
 
+@lru_cache(maxsize=256)
+def _insert_one_sql(param: str, table: str, columns: tuple[str, ...]) -> str:
+    cols = ", ".join(f'"{c}"' for c in columns)
+    return f'INSERT INTO "{table}" ({cols}) VALUES ({", ".join([param] * len(columns))}) RETURNING "id"'
+
+
+def insert_one(db, table: str, row: dict) -> int:
+    """Insert one row (column -> value; JSON already as text) and return its id.
+
+    For the rows written on every payment and event: building the statement from a model
+    costs more than the database does.
+    """
+    cursor = db.execute_sql(_insert_one_sql(db.param, table, tuple(row)), tuple(row.values()))
+    return int(cursor.fetchone()[0])
+
+
 def insert_rows(db, table: str, columns: tuple[str, ...], rows: list) -> None:
     """Insert ``rows`` (tuples in ``columns`` order) into ``table``.
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import peewee
+import playhouse.pool
 from playhouse.db_url import parse as parse_url
 
 from core.config import redact, validate_database_url
@@ -64,19 +65,43 @@ class SqliteDatabase(peewee.SqliteDatabase):
                 time.sleep(0.02)
 
 
-def make_database(url: str) -> peewee.Database:
-    """Build (but do not connect) the peewee database that ``url`` names."""
+class PooledSqliteDatabase(playhouse.pool.PooledSqliteDatabase, SqliteDatabase):
+    """:class:`SqliteDatabase` whose closed connections wait in a pool for the next request.
+
+    Opening a connection sets the pragmas, and closing the last one checkpoints the
+    write-ahead log: both cost more than a short request's own queries.
+    """
+
+
+class PooledPostgresqlDatabase(playhouse.pool.PooledPostgresqlDatabase):
+    """PostgreSQL with connections kept between requests (a new one costs a round trip and a login)."""
+
+
+POOL_SIZE = 80  # more than the web server can have threads (serve --threads is at most 64)
+POOL_STALE_SECONDS = 300
+
+
+def make_database(url: str, pooled: bool = False) -> peewee.Database:
+    """Build (but do not connect) the peewee database that ``url`` names.
+
+    ``pooled`` keeps closed connections for reuse: for the web server, which opens one
+    per request. Commands and jobs open one and close it when done.
+    """
     validate_database_url(url)
     parsed = urlparse(url)
+    pool = {"max_connections": POOL_SIZE, "stale_timeout": POOL_STALE_SECONDS} if pooled else {}
     if parsed.scheme == "sqlite":
         path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else parsed.path
         if path != ":memory:":
             path = str(Path(path))
+        if pooled and path != ":memory:":
+            return PooledSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False, **pool)
         return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
     params = parse_url(url)
     name = params.pop("database")
     params.setdefault("connect_timeout", 5)
-    return peewee.PostgresqlDatabase(name, prefer_psycopg3=True, autorollback=False, **params)
+    cls = PooledPostgresqlDatabase if pooled else peewee.PostgresqlDatabase
+    return cls(name, prefer_psycopg3=True, autorollback=False, **pool, **params)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -84,9 +109,9 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def bind(url: str) -> peewee.Database:
+def bind(url: str, pooled: bool = False) -> peewee.Database:
     """Point the shared ``database`` proxy at ``url`` and return the real database."""
-    db = make_database(url)
+    db = make_database(url, pooled=pooled)
     database.initialize(db)
     return db
 

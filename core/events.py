@@ -13,10 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from core.bulk import insert_one
 from core.clock import utcnow
 from core.db import database
 from core.hooktypes import DomainEvent
-from core.models import Event
+from core.models import Event, to_json
 from core.plugins import get_manager
 
 _NAME = re.compile(r"^[a-z_]+\.[a-z_]+$")
@@ -36,7 +37,10 @@ def emit(name: str, payload: dict) -> Event:
         raise ValueError(f"event name {name!r} must look like 'invoice.issued'")
     if not database.in_transaction():
         raise RuntimeError("events.emit must run inside the transaction of the change")
-    return Event.create(name=name, payload=payload)
+    now = utcnow()
+    row_id = insert_one(database.obj, "event", {"name": name, "payload": to_json(payload), "created_at": now,
+                                                "attempts": 0})
+    return Event(id=row_id, name=name, payload=payload, created_at=now, attempts=0)
 
 
 def dispatch_pending(pm=None, limit: int = 500) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from peewee import fn
 
+from core.bulk import insert_one
+from core.clock import utcnow
 from core.db import database
 from core.models import Customer, LedgerEntry
 from core.money import Money
@@ -21,9 +23,9 @@ def post(customer_id: int, kind: str, amount: Money, description: str, **links) 
         raise RuntimeError("ledger.post must run inside the transaction of the document")
     if amount.minor == 0:
         return None
-    return LedgerEntry.create(customer=customer_id, kind=kind, amount_minor=amount.minor,
-                              currency=amount.currency, description=description[:300],
-                              **{f"{k}_id": v for k, v in links.items()})
+    row = {"customer_id": customer_id, "kind": kind, "amount_minor": amount.minor, "currency": amount.currency,
+           "description": description[:300], "created_at": utcnow(), **{f"{k}_id": v for k, v in links.items()}}
+    return LedgerEntry(id=insert_one(database.obj, "ledger_entry", row), **row)
 
 
 def balance(customer: Customer) -> Money:

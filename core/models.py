@@ -21,13 +21,18 @@ from core.db import database
 CURRENCY_CHECK = "length(currency) = 3 AND upper(currency) = currency"
 
 
+def to_json(value) -> str | None:
+    """``value`` as the JSON text a :class:`JSONText` column stores."""
+    if value is None:
+        return None
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
 class JSONText(pw.TextField):
     """JSON stored as text, the same on SQLite and PostgreSQL."""
 
     def db_value(self, value):
-        if value is None:
-            return None
-        return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+        return to_json(value)
 
     def python_value(self, value):
         if value is None:

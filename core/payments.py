@@ -25,10 +25,11 @@ import peewee
 
 from core import allocation, audit, customers, events, gateways, ledger, numbering, settings
 from core.clock import utcnow
+from core.bulk import insert_one, is_sqlite
 from core.db import database, is_unique_violation
 from core.errors import NotFound, ValidationError
 from core.hooktypes import PaymentNotice, PaymentRequest, PaymentStart
-from core.models import Customer, Invoice, Payment, PaymentAttempt, PaymentReview
+from core.models import Customer, Invoice, JSONText, Payment, PaymentAttempt, PaymentReview, to_json
 from core.money import Money
 
 NOTICE_KINDS = ("payment", "failure", "refund")
@@ -90,30 +91,58 @@ def record_notice(notice: PaymentNotice, pm=None) -> Outcome:
     return refunds.record_notice(notice, pm=pm)
 
 
+# Every notice runs these lookups, so they are plain SQL: building a statement from a
+# model costs several times what the database takes to answer it.
+
+def _one(sql: str, params) -> tuple | None:
+    db = database.obj
+    return db.execute_sql(sql.replace("?", db.param), params).fetchone()
+
+
+_ATTEMPT_COLUMNS = ("id", "token", "gateway", "gateway_reference", "customer_id", "invoice_id", "amount_minor",
+                    "currency", "status")
+
+
 def find_attempt(gateway: str, reference: str | None) -> PaymentAttempt | None:
     """The payment the core started that ``reference`` names (the core's token or the gateway's id)."""
     if not reference:
         return None
-    return (PaymentAttempt.get_or_none(PaymentAttempt.token == reference, PaymentAttempt.gateway == gateway)
-            or PaymentAttempt.get_or_none(PaymentAttempt.gateway == gateway,
-                                          PaymentAttempt.gateway_reference == reference))
+    cols = ", ".join(_ATTEMPT_COLUMNS)
+    row = _one(f"SELECT {cols} FROM payment_attempt WHERE gateway = ? AND token = ? UNION ALL "
+               f"SELECT {cols} FROM payment_attempt WHERE gateway = ? AND gateway_reference = ?",
+               (gateway, reference, gateway, reference))
+    return None if row is None else PaymentAttempt(**dict(zip(_ATTEMPT_COLUMNS, row)))
+
+
+def _customer(customer_id) -> Customer | None:
+    row = _one("SELECT id, account_number, currency FROM customer WHERE id = ?", (customer_id,))
+    return None if row is None else Customer(id=row[0], account_number=row[1], currency=row[2])
+
+
+_INVOICE_COLUMNS = ("id", "customer_id", "series", "number", "status", "currency", "total_minor", "settled_minor")
+
+
+def _invoice(invoice_id) -> Invoice | None:
+    row = _one(f"SELECT {', '.join(_INVOICE_COLUMNS)} FROM invoice WHERE id = ?", (invoice_id,))
+    return None if row is None else Invoice(**dict(zip(_INVOICE_COLUMNS, row)))
 
 
 def _already(gateway: str, reference: str) -> Outcome | None:
-    payment = Payment.get_or_none(Payment.gateway == gateway, Payment.reference == reference)
-    if payment is not None:
-        return Outcome("duplicate", reference, payment_id=payment.id)
-    review = PaymentReview.get_or_none(PaymentReview.gateway == gateway, PaymentReview.reference == reference)
-    if review is not None:
-        return Outcome("duplicate", reference, payment_id=review.payment_id, review_id=review.id)
-    return None
+    row = _one("SELECT 'payment', id, id FROM payment WHERE gateway = ? AND reference = ? UNION ALL "
+               "SELECT 'review', id, payment_id FROM payment_review WHERE gateway = ? AND reference = ?",
+               (gateway, reference, gateway, reference))
+    if row is None:
+        return None
+    if row[0] == "payment":
+        return Outcome("duplicate", reference, payment_id=row[1])
+    return Outcome("duplicate", reference, payment_id=row[2], review_id=row[1])
 
 
 def _place(notice: PaymentNotice, attempt: PaymentAttempt | None):
     """``(customer, invoice, reason)``: who paid and for what, or why a person must decide."""
     customer = invoice = None
     if notice.customer_id is not None:
-        customer = Customer.get_or_none(Customer.id == notice.customer_id)
+        customer = _customer(notice.customer_id)
         if customer is None:
             return None, None, f"the gateway names customer {notice.customer_id}, who does not exist"
     if notice.attempt and attempt is None:
@@ -122,15 +151,15 @@ def _place(notice: PaymentNotice, attempt: PaymentAttempt | None):
         if customer is not None and customer.id != attempt.customer_id:
             return customer, None, (f"the gateway names customer {customer.account_number}, but the payment "
                                     f"was started for customer {attempt.customer.account_number}")
-        customer = customer or attempt.customer
-        invoice = attempt.invoice
+        customer = customer or _customer(attempt.customer_id)
+        invoice = _invoice(attempt.invoice_id) if attempt.invoice_id else None
     if notice.invoice_id is not None:
-        named = Invoice.get_or_none(Invoice.id == notice.invoice_id)
+        named = _invoice(notice.invoice_id)
         if named is None:
             return customer, None, f"the gateway names invoice {notice.invoice_id}, which does not exist"
         if customer is not None and named.customer_id != customer.id:
             return customer, None, f"invoice {named.display_number} belongs to another customer"
-        invoice, customer = named, customer or named.customer
+        invoice, customer = named, customer or _customer(named.customer_id)
     if customer is None and notice.account:
         found = customers.match_reference(notice.account)
         if found is not None:
@@ -149,10 +178,22 @@ def _place(notice: PaymentNotice, attempt: PaymentAttempt | None):
 
 
 def _insert_once(model, **fields):
-    """Insert a row unique on (gateway, reference), or ``None`` when a racing writer got there first."""
+    """Insert a row unique on (gateway, reference), or ``None`` when a racing writer got there first.
+
+    SQLite runs one writer at a time, so the caller's check for an existing row inside its
+    transaction settles it; on PostgreSQL a savepoint catches the writer that raced it.
+    """
+    db = database.obj
+    row = {(f"{k}_id" if isinstance(model._meta.fields.get(k), peewee.ForeignKeyField) else k):
+           (to_json(v) if isinstance(model._meta.fields.get(k), JSONText) else v) for k, v in fields.items()}
+    for name, field in model._meta.fields.items():
+        if name not in fields and field.default is not None and name != "id":
+            row[field.column_name] = field.default() if callable(field.default) else field.default
+    if is_sqlite(db):
+        return model(id=insert_one(db, model._meta.table_name, row), **fields)
     try:
         with database.atomic():  # a savepoint: a duplicate rolls back only this insert
-            return model.create(**fields)
+            return model(id=insert_one(db, model._meta.table_name, row), **fields)
     except peewee.IntegrityError as exc:
         if not is_unique_violation(exc):
             raise
@@ -173,7 +214,10 @@ def hold(notice: PaymentNotice, reason: str, customer=None, invoice=None, attemp
         return _already(notice.gateway, notice.reference)
     events.emit("payment.held", {"review_id": review.id, "gateway": notice.gateway,
                                  "reference": notice.reference, "reason": reason})
-    audit.record("payment.hold", "payment_review", review.id, None, audit.snapshot(review, exclude=("raw",)))
+    audit.record("payment.hold", "payment_review", review.id, None,
+                 {"gateway": notice.gateway, "reference": notice.reference, "amount_minor": notice.amount.minor,
+                  "currency": notice.amount.currency, "reason": reason, "account": notice.account,
+                  "customer_id": customer.id if customer else None})
     return Outcome("held", notice.reference, review_id=review.id, reason=reason)
 
 
@@ -187,17 +231,19 @@ def _record_payment(notice: PaymentNotice, pm=None) -> Outcome:
         if reason is not None:
             return hold(notice, reason, customer, invoice, attempt)
         allocation.lock_customer(customer.id)
-        done = _already(notice.gateway, notice.reference)  # a racing delivery may have committed meanwhile
-        if done is not None:
-            return done
+        if not is_sqlite(database.obj):  # a racing delivery may have committed while we waited for the lock
+            done = _already(notice.gateway, notice.reference)
+            if done is not None:
+                return done
         payment = apply_payment(customer, notice.amount, gateway=notice.gateway, reference=notice.reference,
                                 method=notice.method, payer=notice.payer, received_at=notice.received_at,
                                 invoice=invoice, raw=notice.raw, pm=pm)
         if payment is None:
             return _already(notice.gateway, notice.reference)
         if attempt is not None:
-            PaymentAttempt.update(status="succeeded", payment=payment.id, updated_at=utcnow()).where(
-                PaymentAttempt.id == attempt.id).execute()
+            database.execute_sql(
+                f"UPDATE payment_attempt SET status = 'succeeded', payment_id = {database.param}, "
+                f"updated_at = {database.param} WHERE id = {database.param}", (payment.id, utcnow(), attempt.id))
     return Outcome("recorded", notice.reference, payment_id=payment.id)
 
 
@@ -207,7 +253,8 @@ def apply_payment(customer: Customer, amount: Money, *, gateway: str, reference:
     """Write a payment, its ledger entry and allocations, the event and the audit record.
 
     Call inside a transaction holding the customer's lock. Returns ``None`` when a
-    payment with this (gateway, reference) already exists.
+    payment with this (gateway, reference) already exists; otherwise the new row as far
+    as it was written (read it again for its allocations and what is left unallocated).
     """
     if amount.currency != customer.currency:
         raise ValidationError(f"customer {customer.account_number} is billed in {customer.currency}, "
@@ -216,31 +263,35 @@ def apply_payment(customer: Customer, amount: Money, *, gateway: str, reference:
         received_at = received_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
     prefix = settings.get_or("payments.receipt_prefix", "RCT", pm=pm)
     series = f"{prefix}-{utcnow().year}"
+    used = 0
+    if invoice is not None:
+        invoice = _invoice(invoice.id)  # as it is now, under the customer's lock
+        due = invoice.total_minor - invoice.settled_minor
+        if invoice.status == "issued" and due > 0 and invoice.currency == amount.currency:
+            used = min(due, amount.minor)
     payment = _insert_once(
         Payment, customer=customer.id, gateway=gateway, reference=reference, method=method and method[:40],
         status="succeeded", amount_minor=amount.minor, currency=amount.currency,
-        received_at=received_at or utcnow(), payer=payer and payer[:200], unallocated_minor=amount.minor,
+        received_at=received_at or utcnow(), payer=payer and payer[:200], unallocated_minor=amount.minor - used,
         raw=raw or None, receipt_series=series, receipt_number=numbering.take(series),
         recorded_by=audit.current_actor(), note=note)
     if payment is None:
         return None
     ledger.post(customer.id, "payment", -amount, f"Payment {payment.receipt} ({gateway} {reference})",
                 payment=payment.id)
-    left = amount.minor
-    if invoice is not None:
-        invoice = Invoice.get_by_id(invoice.id)
-        due = invoice.total_minor - invoice.settled_minor
-        if invoice.status == "issued" and due > 0 and invoice.currency == amount.currency:
-            used = min(due, left)
-            allocation.settle(invoice, used, payment_id=payment.id)
-            left -= used
-            Payment.update(unallocated_minor=left).where(Payment.id == payment.id).execute()
-    allocation.apply_credit(customer.id)
-    payment = Payment.get_by_id(payment.id)
+    if used:
+        allocation.settle(invoice, used, payment_id=payment.id)
+    if used < amount.minor:
+        # Older credit was spent when it arose, so only money left over here can pay anything more.
+        allocation.apply_credit(customer.id)
+    payment.unallocated_minor = None  # apply_credit may have spent some: read it again when needed
     events.emit("payment.received", {
         "payment_id": payment.id, "customer_id": customer.id, "gateway": gateway, "reference": reference,
         "amount_minor": amount.minor, "currency": amount.currency, "receipt": payment.receipt})
-    audit.record("payment.record", "payment", payment.id, None, audit.snapshot(payment, exclude=("raw",)))
+    audit.record("payment.record", "payment", payment.id, None, {
+        "customer_id": customer.id, "gateway": gateway, "reference": reference, "method": payment.method,
+        "amount_minor": amount.minor, "currency": amount.currency, "receipt": payment.receipt,
+        "received_at": payment.received_at.isoformat(), "recorded_by": payment.recorded_by})
     return payment
 
 
@@ -290,7 +341,7 @@ def add_manual(customer: Customer, amount: Money, *, method: str = "cash", refer
             existing = apply_payment(customer, amount, gateway="manual", reference=reference, method=method,
                                      received_at=received_at, invoice=invoice, note=note, pm=pm)
             if existing is not None:
-                return existing, True
+                return Payment.get_by_id(existing.id), True
             existing = Payment.get(Payment.gateway == "manual", Payment.reference == reference)
     if existing.customer_id == customer.id and existing.amount_minor == amount.minor \
             and existing.currency == amount.currency:

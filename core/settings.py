@@ -7,6 +7,8 @@ every listing and in the audit trail.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 
 from core import audit
@@ -20,10 +22,54 @@ from core.plugins import get_manager
 log = logging.getLogger(__name__)
 
 
+# Within a snapshot (one web request, one job run) the stored values are read once, in one
+# query, and every later read is answered from memory; outside one every read asks the database.
+_snapshot: contextvars.ContextVar[dict | None] = contextvars.ContextVar("wispbill_settings", default=None)
+_UNREAD = object()
+
+
+@contextlib.contextmanager
+def snapshot():
+    """Read the stored settings at most once inside the block (a request, a job run)."""
+    token = _snapshot.set({})
+    try:
+        yield
+    finally:
+        _snapshot.reset(token)
+
+
+def begin_snapshot():
+    """Start a snapshot; end it with :func:`end_snapshot` and the returned token."""
+    return _snapshot.set({})
+
+
+def end_snapshot(token) -> None:
+    """End the snapshot :func:`begin_snapshot` started."""
+    _snapshot.reset(token)
+
+
+def _stored(key: str):
+    """``(found, value)`` for ``key`` in the database, through the snapshot when one is open."""
+    cache = _snapshot.get()
+    if cache is None:
+        row = Setting.get_or_none(Setting.key == key)
+        return (False, None) if row is None else (True, row.value)
+    if not cache:
+        cache.update({row.key: row.value for row in Setting.select(Setting.key, Setting.value)})
+        cache[_UNREAD] = False  # marks the snapshot as loaded, even when no setting is stored
+    return (key in cache, cache.get(key))
+
+
 def declared(pm=None) -> dict[str, SettingSpec]:
-    """Every declared setting by key. A key declared twice keeps the first and is reported."""
+    """Every declared setting by key. A key declared twice keeps the first and is reported.
+
+    Remembered per plugin manager until its plugins change.
+    """
     pm = pm or get_manager()
-    specs: dict[str, SettingSpec] = pm.collect_named("register_settings", SettingSpec, "key")
+    memo = pm.__dict__.setdefault("_impl_cache", {})
+    specs = memo.get("__declared_settings__")
+    if specs is None:
+        specs = memo["__declared_settings__"] = pm.collect_named("register_settings", SettingSpec, "key")
     return specs
 
 
@@ -37,8 +83,8 @@ def _spec(key: str, pm=None) -> SettingSpec:
 def get(key: str, pm=None):
     """The stored value of ``key``, or its declared default."""
     spec = _spec(key, pm)
-    row = Setting.get_or_none(Setting.key == key)
-    return spec.default if row is None else row.value
+    found, value = _stored(key)
+    return value if found else spec.default
 
 
 def get_or(key: str, fallback, pm=None):
@@ -46,8 +92,8 @@ def get_or(key: str, fallback, pm=None):
     specs = declared(pm)
     if key not in specs:
         return fallback
-    row = Setting.get_or_none(Setting.key == key)
-    return specs[key].default if row is None else row.value
+    found, value = _stored(key)
+    return value if found else specs[key].default
 
 
 def set_value(key: str, text: str, pm=None):
@@ -66,6 +112,9 @@ def set_value(key: str, text: str, pm=None):
             Setting.update(value=value, secret=spec.secret, updated_at=utcnow()).where(Setting.key == key).execute()
         shown = (lambda v: audit.MASK if spec.secret and v is not None else v)
         audit.record("setting.set", "setting", key, {"value": shown(before)}, {"value": shown(value)})
+    cache = _snapshot.get()
+    if cache:
+        cache[key] = value
     return value
 
 

@@ -32,7 +32,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     overrides = {k.lower(): test_config.pop(k) for k in ("DATABASE_URL", "DATA_DIR", "SECRET_KEY") if k in test_config}
     config = load_config(overrides=overrides)
     configure_logging(config)
-    bind(config.database_url)
+    bind(config.database_url, pooled=True)
     pm = test_config.pop("PLUGIN_MANAGER", None) or build_manager(blocked=config.disable_plugins)
     set_manager(pm)
 
@@ -59,6 +59,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.before_request
     def _open_db():
         g.audit_token = audit.set_actor("anonymous")
+        g.settings_token = settings.begin_snapshot()
         g.db_error = None
         try:
             database.connect(reuse_if_open=True)
@@ -70,6 +71,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         token = g.pop("audit_token", None)
         if token is not None:
             audit.reset_actor(token)
+        token = g.pop("settings_token", None)
+        if token is not None:
+            settings.end_snapshot(token)
         if not database.is_closed():
             database.close()
 
