@@ -235,8 +235,12 @@ def invoices_list(customer, status, limit, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def invoices_show(invoice, as_json):
     """Show an invoice with its lines and taxes."""
+    from core import paylinks
+
     open_database()
-    data = invoices.as_dict(invoices.find(invoice), lines=True)
+    inv = invoices.find(invoice)
+    data = invoices.as_dict(inv, lines=True)
+    data["pay_url"] = paylinks.url_for(inv) if inv.number is not None else None
     if as_json:
         _emit_json(data)
         return
@@ -247,6 +251,8 @@ def invoices_show(invoice, as_json):
         click.echo(f"       {tax['name']} {tax['rate']} on {_money(tax['taxable'])}: {_money(tax['tax'])}")
     click.echo(f"  subtotal {_money(data['subtotal'])}  tax {_money(data['tax'])}  total {_money(data['total'])}"
                f"  due {_money(data['due'])}")
+    if data["pay_url"]:
+        click.echo(f"  pay link: {data['pay_url']}")
 
 
 @invoices_group.command("pdf")

@@ -222,7 +222,8 @@ def gateways_list(as_json):
     open_database()
     rows = [{"name": g.name, "label": g.label, "currencies": list(g.currencies), "can_refund": g.can_refund,
              "can_charge_saved_method": g.can_charge_saved_method, "online": g.interactive,
-             "configured": g.configured, "webhooks": g.webhooks}
+             "configured": g.configured, "webhooks": g.webhooks, "settings": list(g.settings),
+             "missing_settings": gateways.missing_settings(g)}
             for g in sorted(gateways.available().values(), key=lambda g: g.name)]
     if as_json:
         _emit_json(rows)
@@ -230,5 +231,7 @@ def gateways_list(as_json):
     for r in rows:
         flags = [flag for flag, on in (("online", r["online"]), ("refunds", r["can_refund"]),
                                        ("not set up", not r["configured"])) if on]
+        if r["missing_settings"]:
+            flags.append("needs " + ", ".join(r["missing_settings"]))
         click.echo(f"{r['name']}\t{r['label']}\t{','.join(r['currencies']) or 'any currency'}\t{', '.join(flags)}")
 

@@ -17,6 +17,21 @@ def available(pm=None) -> dict[str, GatewayInfo]:
     return pm.collect_named("gateway_describe", GatewayInfo, "name")
 
 
+def missing_settings(info: GatewayInfo, pm=None) -> list[str]:
+    """The settings ``info`` says it needs that are still empty."""
+    from core import settings
+
+    missing = []
+    for key in info.settings:
+        try:
+            value = settings.get(key, pm)
+        except ValidationError:  # a key no plugin declares cannot be set either
+            value = None
+        if value in (None, "", [], {}):
+            missing.append(key)
+    return missing
+
+
 def _require(name: str, pm) -> GatewayInfo:
     gateways = available(pm)
     if name not in gateways:

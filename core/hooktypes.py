@@ -70,6 +70,7 @@ class GatewayInfo:
     configured: bool = True  # False while settings it needs are missing: left off pay links
     asks_for: tuple[str, ...] = ()  # what the pay page asks the payer for: "phone", "email"
     webhooks: bool = True  # False: /hooks/<name> does not exist (notifications come from staff only)
+    settings: tuple[str, ...] = ()  # keys of the settings it needs before it can take money
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ class PaymentNotice:
     payer: str | None = None
     raw: dict = field(default_factory=dict)
     attempt: str | None = None
+    message: str | None = None  # for people: why an attempt failed, why money was refunded
 
 
 @dataclass(frozen=True)

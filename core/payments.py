@@ -302,8 +302,7 @@ def _record_failure(notice: PaymentNotice) -> Outcome:
                        reason=None if attempt else "no started payment matches")
     with database.atomic():
         changed = (PaymentAttempt.update(status="failed", updated_at=utcnow(),
-                                         message=str(notice.raw.get("reason") or notice.raw.get("ResultDesc")
-                                                     or "the payment failed")[:500])
+                                         message=(notice.message or "the payment failed")[:500])
                    .where(PaymentAttempt.id == attempt.id, PaymentAttempt.status == "started").execute())
         if changed:
             audit.record("payment.failed", "payment_attempt", attempt.id, {"status": "started"},

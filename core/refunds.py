@@ -140,7 +140,7 @@ def record_notice(notice: PaymentNotice, pm=None):
     else:
         try:
             row, _created = record(payment, notice.amount, reference=notice.reference,
-                                   reason=str(notice.raw.get("reason") or "reported by the gateway"))
+                                   reason=notice.message or "reported by the gateway")
             return Outcome("recorded", notice.reference, payment_id=payment.id, refund_id=row.id)
         except ValidationError as exc:
             reason = str(exc)

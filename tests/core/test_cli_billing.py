@@ -43,6 +43,11 @@ def test_subscribe_bill_show_credit_and_ledger(cli, billed, tmp_path):
     assert [(line["kind"], line["amount"]["minor"]) for line in shown["lines"]] == [("proration", 164516)]
     text = cli("invoices", "show", number)
     assert "KES 1,645.16" in text.output
+    # the pay link is made once and kept: shown again, it is the same address
+    assert shown["pay_url"].startswith("/pay/") and f"pay link: {shown['pay_url']}" in text.output
+    assert cli("settings", "set", "web.base_url", "https://billing.example.net/").exit_code == 0
+    assert ok(cli("invoices", "show", number, "--json"))["pay_url"] == \
+        "https://billing.example.net" + shown["pay_url"]
 
     pdf = ok(cli("invoices", "pdf", number, "-o", str(tmp_path / "inv.pdf"), "--json"))
     unwritable = cli("invoices", "pdf", number, "-o", str(tmp_path / "missing" / "inv.pdf"))

@@ -227,7 +227,7 @@ def test_an_attempt_is_checked_and_closed_by_its_notice(db, pm):
     assert row.status == "succeeded" and row.payment_id == ok.payment_id
     assert invoice_state(inv) == ("paid", 100_000)
     [fail] = payments.record([PaymentNotice("manual", "G-2", "failure", kes(0), attempt="G-2",
-                                            raw={"reason": "cancelled by the payer"})])
+                                            message="cancelled by the payer")])
     assert fail.status == "failed"
     row = PaymentAttempt.get_by_id(failed.id)
     assert row.status == "failed" and row.message == "cancelled by the payer"
