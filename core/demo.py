@@ -1,12 +1,13 @@
-"""Demo data for ``make demo``: plans, customers with services, and their invoices to click through."""
+"""Demo data for ``make demo``: plans, customers with services, their invoices, and a few payments."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from core import billing, catalog, customers, services
+from core import billing, catalog, customers, payments, services
 from core.clock import today
-from core.models import Customer, Plan, Service
+from core.models import Customer, Invoice, Payment, Plan, Service
+from core.money import Money
 
 DEMO_PLANS = (
     dict(code="home-10", name="Home 10 Mbps", kind="internet", price="25.00", download_kbps=10_000, upload_kbps=2_000),
@@ -64,3 +65,24 @@ def _subscribe_and_bill() -> None:
             anchor = 1 if Plan.get(Plan.code == code).period == "monthly" else None
             services.add(customer=customer, plan=code, start_date=start, anchor_day=anchor, billing_mode=mode)
     billing.run(today())
+    _pay()
+
+
+# Who has paid what at the office: (customer, share of their oldest open invoice in percent, method).
+DEMO_PAYMENTS = (("Amina Wanjiru", 100, "mobile_money"), ("Chidi Okafor", 50, "cash"))
+
+
+def _pay() -> None:
+    """Record the demo payments once: one customer paid in full, one in part, the others owe."""
+    for name, percent, method in DEMO_PAYMENTS:
+        customer = Customer.get_or_none(Customer.name == name)
+        if customer is None or Payment.select().where(Payment.customer == customer.id).exists():
+            continue
+        invoice = (Invoice.select().where(Invoice.customer == customer.id, Invoice.status == "issued")
+                   .order_by(Invoice.due_date, Invoice.id).first())
+        if invoice is None:
+            continue
+        amount = (invoice.total_minor - invoice.settled_minor) * percent // 100
+        if amount > 0:
+            payments.add_manual(customer, Money(amount, customer.currency), method=method,
+                                reference=f"DEMO-{customer.account_number}", invoice=invoice)

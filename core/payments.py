@@ -225,6 +225,7 @@ def _record_payment(notice: PaymentNotice, pm=None) -> Outcome:
     with database.atomic():
         done = _already(notice.gateway, notice.reference)
         if done is not None:
+            _close_attempt(notice, done)
             return done
         attempt = find_attempt(notice.gateway, notice.attempt)
         customer, invoice, reason = _place(notice, attempt)
@@ -245,6 +246,19 @@ def _record_payment(notice: PaymentNotice, pm=None) -> Outcome:
                 f"UPDATE payment_attempt SET status = 'succeeded', payment_id = {database.param}, "
                 f"updated_at = {database.param} WHERE id = {database.param}", (payment.id, utcnow(), attempt.id))
     return Outcome("recorded", notice.reference, payment_id=payment.id)
+
+
+def _close_attempt(notice: PaymentNotice, done: Outcome) -> None:
+    """A started payment whose money was already recorded by another notice (a push whose
+    paybill confirmation came first) is marked succeeded with that payment."""
+    if not notice.attempt or done.payment_id is None:
+        return
+    attempt = find_attempt(notice.gateway, notice.attempt)
+    if attempt is not None and attempt.status == "started":
+        database.execute_sql(
+            f"UPDATE payment_attempt SET status = 'succeeded', payment_id = {database.param}, "
+            f"updated_at = {database.param} WHERE id = {database.param} AND status = 'started'",
+            (done.payment_id, utcnow(), attempt.id))
 
 
 def apply_payment(customer: Customer, amount: Money, *, gateway: str, reference: str, method=None, payer=None,

@@ -25,12 +25,17 @@ log = logging.getLogger(__name__)
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 
 
+def shown_path(path: str) -> str:
+    """``path`` as the audit trail keeps it: long segments, which may be a secret token, masked."""
+    return "/".join(part if len(part) < 12 else "****" for part in path.split("/"))[:200]
+
+
 def _log_refusal(gateway: str, path: str, body: bytes, error: str, action: str = "webhook.refused") -> None:
     """An audit event for a notification that recorded nothing; the body itself is not kept."""
     try:
         with database.atomic(), audit.acting_as(f"gateway:{gateway[:40]}"):
             audit.record(action, "webhook", gateway[:60], None, {
-                "path": path[:200], "error": error[:500], "remote_addr": request.remote_addr,
+                "path": shown_path(path), "error": error[:500], "remote_addr": request.remote_addr,
                 "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()})
     except Exception:  # the answer must still go out when the audit cannot be written
         log.exception("could not audit a refused %s notification", gateway)

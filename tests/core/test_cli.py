@@ -54,13 +54,17 @@ def test_init_with_given_password_and_demo(cli):
     # every demo customer has services and an invoice; running init --demo again adds nothing
     assert Service.select(Service.customer).distinct().count() == 5
     assert Invoice.select(Invoice.customer).distinct().count() == 5
-    counts = (Service.select().count(), Invoice.select().count())
+    from core.models import Payment
+
+    # one demo customer paid in full and one in part, at the office
+    assert Payment.select().count() == 2 and Invoice.select().where(Invoice.status == "paid").count() >= 1
+    counts = (Service.select().count(), Invoice.select().count(), Payment.select().count())
     from core import demo
     from core.db import database
 
     with database.connection_context():
         assert demo.load("KES") == (0, 0)
-    assert (Service.select().count(), Invoice.select().count()) == counts
+    assert (Service.select().count(), Invoice.select().count(), Payment.select().count()) == counts
 
 
 def test_migrate_is_safe_to_rerun(cli):

@@ -226,6 +226,11 @@ def test_an_attempt_is_checked_and_closed_by_its_notice(db, pm):
     row = PaymentAttempt.get_by_id(attempt.id)
     assert row.status == "succeeded" and row.payment_id == ok.payment_id
     assert invoice_state(inv) == ("paid", 100_000)
+    # a push whose money another notice reported first (a paybill confirmation, same receipt) is closed too
+    third = _attempt(c, 100_000, token="PA-3", gateway_reference="G-3")
+    assert payments.record([notice("P1", 100_000, attempt="G-3")])[0].status == "duplicate"
+    assert PaymentAttempt.get_by_id(third.id).status == "succeeded"
+    assert PaymentAttempt.get_by_id(third.id).payment_id == ok.payment_id
     [fail] = payments.record([PaymentNotice("manual", "G-2", "failure", kes(0), attempt="G-2",
                                             message="cancelled by the payer")])
     assert fail.status == "failed"

@@ -117,6 +117,14 @@ def test_a_refused_notification_records_nothing_and_is_audited(app, client, test
     assert len(event.after["sha256"]) == 64 and event.after["error"]
 
 
+def test_long_path_segments_are_masked_in_the_audit_trail(app, client, testpay):
+    token = "s3cr3t-callback-token-0123456789"
+    assert client.post(f"/hooks/testpay/stk/{token}", data=b"{}", headers={"X-Signature": "x"}).status_code == 400
+    event = AuditEvent.get(AuditEvent.action == "webhook.refused")
+    assert event.after["path"] == "stk/****"
+    assert token not in json.dumps(event.after)
+
+
 def test_unknown_gateways_staff_only_gateways_and_crashes(app, client, testpay):
     assert client.post("/hooks/nosuch", data=b"{}").status_code == 404
     assert client.post("/hooks/bank", data=b"date,amount,reference\n").status_code == 404  # staff import only
