@@ -36,6 +36,7 @@ class Config:
     disable_plugins: tuple[str, ...] = ()
     log_level: str = "INFO"
     session_cookie_secure: bool = False
+    trusted_proxies: int = 0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -148,6 +149,9 @@ def load_config(env=None, overrides: dict | None = None) -> Config:
     if isinstance(disabled, str):
         disabled = [p.strip() for p in disabled.split(",")]
     secure = _as_bool("session_cookie_secure", values.pop("session_cookie_secure", False))
+    proxies = str(values.pop("trusted_proxies", 0)).strip()
+    if not proxies.isdigit() or int(proxies) > 5:
+        raise ConfigError(f"WISPBILL_TRUSTED_PROXIES: expected a number of proxies from 0 to 5, got {proxies!r}")
     secret = values.pop("secret_key", None) or _secret_key(data_dir)
     if len(str(secret)) < 16:
         raise ConfigError("WISPBILL_SECRET_KEY: must be at least 16 characters")
@@ -159,6 +163,7 @@ def load_config(env=None, overrides: dict | None = None) -> Config:
         disable_plugins=tuple(p for p in disabled if p),
         log_level=log_level,
         session_cookie_secure=secure,
+        trusted_proxies=int(proxies),
         extra=values,
     )
 

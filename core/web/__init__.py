@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, g, redirect, url_for
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import __version__, audit, sessions, settings
 from core.config import configure_logging, load_config
@@ -37,6 +38,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     set_manager(pm)
 
     app = Flask(__name__, template_folder=str(TEMPLATE_DIR), static_folder="static")
+    if config.trusted_proxies:
+        # Behind a reverse proxy the client's address, scheme and host come from its headers;
+        # pay links, gateway callbacks and source-address checks need the real ones.
+        n = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
     app.config.from_mapping(
         SECRET_KEY=config.secret_key,
         SESSION_COOKIE_NAME="wispbill_session",

@@ -47,7 +47,9 @@ def _page(token: str, invoice: Invoice, *, error=None, message=None, status=200,
                            attempt=attempt, form=form or {})
     response = Response(html, status=status)
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"  # the token must not leak to gateways' pages
+    # The token must not leak to gateways' pages; our own form posts keep their referrer,
+    # which the CSRF check requires over HTTPS.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
 

@@ -43,6 +43,8 @@ def test_environment_overrides_file(tmp_path):
     ({"WISPBILL_SESSION_COOKIE_SECURE": "maybe"}, "expected true or false"),
     ({"WISPBILL_SECRET_KEY": "short"}, "at least 16"),
     ({"WISPBILL_CONFIG": "/nonexistent/wispbill.toml"}, "file not found"),
+    ({"WISPBILL_TRUSTED_PROXIES": "-1"}, "WISPBILL_TRUSTED_PROXIES"),
+    ({"WISPBILL_TRUSTED_PROXIES": "9"}, "from 0 to 5"),
 ])
 def test_bad_values_are_refused_by_name(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):

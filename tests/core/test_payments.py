@@ -87,60 +87,48 @@ def test_the_same_notice_a_hundred_times_is_one_payment(db, pm):
     assert Event.select().where(Event.name == "payment.received").count() == 1
 
 
-@pytest.mark.parametrize("workers", [2, 6])
-def test_racing_deliveries_of_one_notice_make_one_payment(db, pm, workers):
+def at_once(workers: int, work) -> list:
+    """Run ``work()`` in ``workers`` threads released together; their results, any error re-raised."""
     import threading
 
     from core.db import database
 
-    c = make_customer()
-    make_issued_invoice(c, 100_000)
     start = threading.Barrier(workers)
-    statuses, errors = [], []
+    results, errors = [], []
 
-    def deliver():
+    def run():
         try:
-            start.wait(10)  # every worker delivers at the same instant
-            statuses.append(payments.record_notice(notice("RACE", 100_000, customer_id=c.id)).status)
+            start.wait(10)
+            results.append(work())
         except Exception as exc:  # re-raised below
             errors.append(exc)
         finally:
-            database.close()
+            database.close()  # each thread has a connection of its own
 
-    threads = [threading.Thread(target=deliver) for _ in range(workers)]
+    threads = [threading.Thread(target=run) for _ in range(workers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    assert not errors
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.mark.parametrize("workers", [2, 6])
+def test_racing_deliveries_of_one_notice_make_one_payment(db, pm, workers):
+    c = make_customer()
+    make_issued_invoice(c, 100_000)
+    statuses = at_once(workers, lambda: payments.record_notice(notice("RACE", 100_000, customer_id=c.id)).status)
     assert sorted(statuses) == ["duplicate"] * (workers - 1) + ["recorded"]
     assert Payment.select().count() == 1
     assert LedgerEntry.select().where(LedgerEntry.kind == "payment").count() == 1
     assert Invoice.get().settled_minor == 100_000
 
 
-@pytest.mark.parametrize("workers", [4])
-def test_racing_held_notices_are_held_once(db, pm, workers):
-    import threading
-
-    from core.db import database
-
-    start = threading.Barrier(workers)
-    statuses = []
-
-    def deliver():
-        try:
-            start.wait(10)
-            statuses.append(payments.record_notice(notice("NOBODY", 100_000, account="zzz")).status)
-        finally:
-            database.close()
-
-    threads = [threading.Thread(target=deliver) for _ in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert sorted(statuses) == ["duplicate"] * (workers - 1) + ["held"]
+def test_racing_held_notices_are_held_once(db, pm):
+    statuses = at_once(4, lambda: payments.record_notice(notice("NOBODY", 100_000, account="zzz")).status)
+    assert sorted(statuses) == ["duplicate"] * 3 + ["held"]
     assert PaymentReview.select().count() == 1
 
 

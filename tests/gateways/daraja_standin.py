@@ -17,7 +17,9 @@ import threading
 import time
 import urllib.parse
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackServer
 
 KENYA = dt.timezone(dt.timedelta(hours=3))
 STK_TYPES = ("CustomerPayBillOnline", "CustomerBuyGoodsOnline")
@@ -42,11 +44,12 @@ def _number(value):
     raise TypeError(f"cannot encode {value!r}")
 
 
-class DarajaStandIn:
+class DarajaStandIn(LoopbackServer):
     """The server and what it saw. Use as a context manager, or call start() and stop()."""
 
     def __init__(self, consumer_key="standin-key", consumer_secret="standin-secret", shortcode="174379",
                  passkey="standin-passkey-0123456789abcdef", token_lifetime=3599):
+        super().__init__()
         self.consumer_key = consumer_key
         self.consumer_secret = consumer_secret
         self.shortcode = shortcode
@@ -62,36 +65,13 @@ class DarajaStandIn:
         self._errors: list[tuple[int, dict]] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._server = None
-        self._thread = None
 
     # --- running ------------------------------------------------------------------
 
-    def start(self) -> DarajaStandIn:
-        handler = type("Handler", (_Handler,), {"standin": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="daraja-standin", daemon=True)
-        self._thread.start()
-        return self
+    name = "daraja-standin"
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(5)
-            self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def handler_class(self):
+        return _Handler
 
     # --- steering -----------------------------------------------------------------
 
@@ -253,7 +233,7 @@ def _error(code: str, message: str) -> dict:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    standin: DarajaStandIn
+    owner: DarajaStandIn
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args):  # keep test output clean
@@ -261,7 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, body: dict) -> None:
         if status >= 400:
-            self.standin.refused.append((self.path, status, body))
+            self.owner.refused.append((self.path, status, body))
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -270,32 +250,32 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        if self.standin.delay:
-            time.sleep(self.standin.delay)
+        if self.owner.delay:
+            time.sleep(self.owner.delay)
         parts = urllib.parse.urlsplit(self.path)
         if parts.path != "/oauth/v1/generate" or urllib.parse.parse_qs(parts.query).get("grant_type") != [
                 "client_credentials"]:
             return self._answer(404, _error("404.001.01", "Resource not found"))
-        expected = base64.b64encode(f"{self.standin.consumer_key}:{self.standin.consumer_secret}".encode()).decode()
+        expected = base64.b64encode(f"{self.owner.consumer_key}:{self.owner.consumer_secret}".encode()).decode()
         if self.headers.get("Authorization", "") != f"Basic {expected}":
             return self._answer(400, _error("400.008.01", "Invalid Authentication passed"))
-        self._answer(200, self.standin._issue_token())
+        self._answer(200, self.owner._issue_token())
 
     def do_POST(self):
-        if self.standin.delay:
-            time.sleep(self.standin.delay)
+        if self.owner.delay:
+            time.sleep(self.owner.delay)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         path = urllib.parse.urlsplit(self.path).path
-        routes = {"/mpesa/stkpush/v1/processrequest": self.standin._stk,
-                  "/mpesa/c2b/v1/registerurl": self.standin._register,
-                  "/mpesa/c2b/v2/registerurl": self.standin._register}
+        routes = {"/mpesa/stkpush/v1/processrequest": self.owner._stk,
+                  "/mpesa/c2b/v1/registerurl": self.owner._register,
+                  "/mpesa/c2b/v2/registerurl": self.owner._register}
         route = routes.get(path)
         if route is None:
             return self._answer(404, _error("404.001.01", "Resource not found"))
-        if not self.standin._token_ok(self.headers.get("Authorization", "")):
+        if not self.owner._token_ok(self.headers.get("Authorization", "")):
             return self._answer(401, _error("404.001.03", "Invalid Access Token"))
-        failure = self.standin._next_error()
+        failure = self.owner._next_error()
         if failure:
             return self._answer(*failure)
         try:
@@ -304,6 +284,6 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(400, _error("400.002.05", "Invalid Request Payload"))
         if not isinstance(body, dict):
             return self._answer(400, _error("400.002.05", "Invalid Request Payload"))
-        if route == self.standin._register:
-            self.standin.register_paths.append(path)
+        if route == self.owner._register:
+            self.owner.register_paths.append(path)
         self._answer(*route(body))

@@ -18,7 +18,9 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackServer
 
 API_KEY = "sk_test_standin0000000000000000000000Kd8Q"
 
@@ -69,10 +71,11 @@ class StripeError(Exception):
                                if v is not None}}
 
 
-class StripeStandIn:
+class StripeStandIn(LoopbackServer):
     """The stand-in server: ``start()``, then point ``stripe.api_base`` at ``url``; ``stop()`` after."""
 
     def __init__(self, api_key: str = API_KEY):
+        super().__init__()
         self.api_key = api_key
         self.requests: list[Recorded] = []
         self.sessions: dict[str, dict] = {}
@@ -83,33 +86,13 @@ class StripeStandIn:
         self._failures: list[StripeError] = []
         self._replies: dict[str, tuple[int, dict]] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- life cycle -----------------------------------------------------------------
 
-    def start(self) -> StripeStandIn:
-        standin = self
+    name = "stripe-standin"
 
-        class Handler(_Handler):
-            owner = standin
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="stripe-standin", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(10)
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def handler_class(self):
+        return _Handler
 
     # --- test controls --------------------------------------------------------------
 

@@ -224,3 +224,25 @@ def test_a_draft_has_no_pay_link(db, pm):
     with pytest.raises(ValidationError, match="draft"):
         paylinks.token_for(draft)
     assert re.fullmatch(r"/pay/[A-Za-z0-9_-]{43}", paylinks.url_for(make_issued_invoice(make_customer(), 10)))
+
+
+def test_behind_a_trusted_proxy_pay_links_use_the_public_address(db, db_url, pm, tmp_path, testpay, monkeypatch):
+    from core.web import create_app
+
+    c = make_customer(phone="+254700000001")
+    token = paylinks.token_for(make_issued_invoice(c, 1_000))
+    db.close()
+    monkeypatch.setenv("WISPBILL_TRUSTED_PROXIES", "1")
+    app = create_app({"DATABASE_URL": db_url, "DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 32,
+                      "PLUGIN_MANAGER": pm, "TESTING": True})
+    client = app.test_client()
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https",
+                 "X-Forwarded-Host": "billing.example.net"}
+    page = client.get(f"/pay/{token}", headers=forwarded)
+    assert page.headers["Referrer-Policy"] == "same-origin"  # a browser sends it back on our own form only
+    started = client.post(f"/pay/{token}/testpay", data={"csrf_token": csrf_token_from(page)},
+                          headers={**forwarded, "Referer": f"https://billing.example.net/pay/{token}"})
+    assert started.status_code == 303, started.get_data(as_text=True)
+    [request] = testpay.requests
+    assert request.notify_url == "https://billing.example.net/hooks/testpay"
+    assert request.return_url.startswith(f"https://billing.example.net/pay/{token}?attempt=PA-")
