@@ -24,6 +24,7 @@ from core.errors import NotFound, ValidationError
 from core.hooktypes import DraftInvoice, DraftLine
 from core.models import Allocation, CreditNote, CreditNoteLine, Customer, Invoice, InvoiceLine
 from core.money import Money
+from core.validate import as_id
 
 
 @dataclass(frozen=True)
@@ -213,12 +214,12 @@ def _spread(amount: Money, lines: dict, room: dict, invoice: Invoice, customer: 
 def find(number_or_id: str) -> CreditNote:
     """A credit note by its number (``CN-2026-000001``) or id."""
     text = str(number_or_id).strip()
-    if text.isdigit():
-        note = CreditNote.get_or_none(CreditNote.id == int(text))
+    if as_id(text) is not None:
+        note = CreditNote.get_or_none(CreditNote.id == as_id(text))
     else:
         series, _, number = text.rpartition("-")
-        note = CreditNote.get_or_none(CreditNote.series == series, CreditNote.number == int(number)) \
-            if number.isdigit() else None
+        note = CreditNote.get_or_none(CreditNote.series == series, CreditNote.number == as_id(number)) \
+            if as_id(number) is not None else None
     if note is None:
         raise NotFound(f"no credit note {text!r}")
     return note

@@ -70,8 +70,8 @@ def find(account_or_id) -> Customer:
     """A customer by account number, or by id given as ``#12``."""
     text = str(account_or_id).strip()
     customer = Customer.get_or_none(Customer.account_number == text)
-    if customer is None and text.startswith("#") and text[1:].isdigit():
-        customer = Customer.get_or_none(Customer.id == int(text[1:]))
+    if customer is None and text.startswith("#") and validate.as_id(text[1:]) is not None:
+        customer = Customer.get_or_none(Customer.id == validate.as_id(text[1:]))
     if customer is None:
         raise NotFound(f"no customer {text!r}")
     return customer
@@ -101,7 +101,7 @@ def match_reference(text: str | None):
             return customer, None
         try:
             invoice = invoices.find(candidate.upper()) if not candidate.isdigit() else None
-        except NotFound:
+        except (NotFound, ValueError, OverflowError):  # what a payer types is never an error of ours
             invoice = None
         if invoice is not None and invoice.number is not None:
             return invoice.customer, invoice

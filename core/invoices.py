@@ -5,18 +5,19 @@ from __future__ import annotations
 from core.errors import NotFound
 from core.models import Customer, Invoice, InvoiceLine
 from core.money import Money
+from core.validate import as_id
 
 
 def find(number_or_id) -> Invoice:
     """An invoice by its number (``INV-2026-000123``) or its id."""
     text = str(number_or_id).strip()
     invoice = None
-    if text.isdigit():
-        invoice = Invoice.get_or_none(Invoice.id == int(text))
+    if as_id(text) is not None:
+        invoice = Invoice.get_or_none(Invoice.id == as_id(text))
     else:
         series, _, number = text.rpartition("-")
-        if series and number.isdigit():
-            invoice = Invoice.get_or_none(Invoice.series == series, Invoice.number == int(number))
+        if series and as_id(number) is not None:
+            invoice = Invoice.get_or_none(Invoice.series == series, Invoice.number == as_id(number))
     if invoice is None:
         raise NotFound(f"no invoice {text!r}")
     return invoice

@@ -31,6 +31,7 @@ from core.errors import NotFound, ValidationError
 from core.hooktypes import PaymentNotice, PaymentRequest, PaymentStart
 from core.models import Customer, Invoice, JSONText, Payment, PaymentAttempt, PaymentReview, to_json
 from core.money import Money
+from core.validate import as_id
 
 NOTICE_KINDS = ("payment", "failure", "refund")
 MANUAL_METHODS = ("cash", "bank_transfer", "cheque", "mobile_money", "card", "other")
@@ -177,27 +178,35 @@ def _place(notice: PaymentNotice, attempt: PaymentAttempt | None):
     return customer, invoice, None
 
 
-def _insert_once(model, **fields):
+def _insert_once(model, receipt_series: str | None = None, **fields):
     """Insert a row unique on (gateway, reference), or ``None`` when a racing writer got there first.
 
     SQLite runs one writer at a time, so the caller's check for an existing row inside its
     transaction settles it; on PostgreSQL a savepoint catches the writer that raced it.
+    With ``receipt_series`` the row's receipt number is taken inside the savepoint, so a
+    lost race gives its number back.
     """
     db = database.obj
+    if is_sqlite(db):
+        return _insert(db, model, receipt_series, fields)
+    try:
+        with database.atomic():  # a savepoint: a duplicate rolls back only this insert and its number
+            return _insert(db, model, receipt_series, fields)
+    except peewee.IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        return None
+
+
+def _insert(db, model, receipt_series, fields: dict):
+    if receipt_series is not None:
+        fields = {**fields, "receipt_series": receipt_series, "receipt_number": numbering.take(receipt_series)}
     row = {(f"{k}_id" if isinstance(model._meta.fields.get(k), peewee.ForeignKeyField) else k):
            (to_json(v) if isinstance(model._meta.fields.get(k), JSONText) else v) for k, v in fields.items()}
     for name, field in model._meta.fields.items():
         if name not in fields and field.default is not None and name != "id":
             row[field.column_name] = field.default() if callable(field.default) else field.default
-    if is_sqlite(db):
-        return model(id=insert_one(db, model._meta.table_name, row), **fields)
-    try:
-        with database.atomic():  # a savepoint: a duplicate rolls back only this insert
-            return model(id=insert_one(db, model._meta.table_name, row), **fields)
-    except peewee.IntegrityError as exc:
-        if not is_unique_violation(exc):
-            raise
-        return None
+    return model(id=insert_one(db, model._meta.table_name, row), **fields)
 
 
 def hold(notice: PaymentNotice, reason: str, customer=None, invoice=None, attempt=None) -> Outcome:
@@ -273,6 +282,8 @@ def apply_payment(customer: Customer, amount: Money, *, gateway: str, reference:
     if amount.currency != customer.currency:
         raise ValidationError(f"customer {customer.account_number} is billed in {customer.currency}, "
                               f"not {amount.currency}", "currency")
+    if invoice is not None and invoice.customer_id != customer.id:
+        raise ValidationError(f"invoice {invoice.display_number} belongs to another customer", "invoice")
     if received_at is not None and received_at.tzinfo is not None:
         received_at = received_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
     prefix = settings.get_or("payments.receipt_prefix", "RCT", pm=pm)
@@ -287,8 +298,7 @@ def apply_payment(customer: Customer, amount: Money, *, gateway: str, reference:
         Payment, customer=customer.id, gateway=gateway, reference=reference, method=method and method[:40],
         status="succeeded", amount_minor=amount.minor, currency=amount.currency,
         received_at=received_at or utcnow(), payer=payer and payer[:200], unallocated_minor=amount.minor - used,
-        raw=raw or None, receipt_series=series, receipt_number=numbering.take(series),
-        recorded_by=audit.current_actor(), note=note)
+        raw=raw or None, receipt_series=series, recorded_by=audit.current_actor(), note=note)
     if payment is None:
         return None
     ledger.post(customer.id, "payment", -amount, f"Payment {payment.receipt} ({gateway} {reference})",
@@ -428,15 +438,15 @@ def find(text) -> Payment:
     """A payment by receipt number (``RCT-2026-000042``), id, or ``gateway:reference``."""
     text = str(text).strip()
     payment = None
-    if text.isdigit():
-        payment = Payment.get_or_none(Payment.id == int(text))
+    if as_id(text) is not None:
+        payment = Payment.get_or_none(Payment.id == as_id(text))
     elif ":" in text:
         gateway, _, reference = text.partition(":")
         payment = Payment.get_or_none(Payment.gateway == gateway, Payment.reference == reference)
     else:
         series, _, number = text.rpartition("-")
-        if series and number.isdigit():
-            payment = Payment.get_or_none(Payment.receipt_series == series, Payment.receipt_number == int(number))
+        if series and as_id(number) is not None:
+            payment = Payment.get_or_none(Payment.receipt_series == series, Payment.receipt_number == as_id(number))
     if payment is None:
         raise NotFound(f"no payment {text!r}")
     return payment

@@ -17,7 +17,7 @@ from core import allocation, audit, credit_notes, events, gateways, ledger
 from core.db import database
 from core.errors import ValidationError
 from core.hooktypes import PaymentNotice
-from core.models import Allocation, Invoice, Payment, Refund
+from core.models import Allocation, Invoice, Payment, PaymentReview, Refund
 from core.money import Money
 
 
@@ -27,9 +27,20 @@ def refunded(payment: Payment) -> int:
                .where(Refund.payment == payment.id).scalar())
 
 
+def _creditable(payment: Payment) -> int:
+    """What a refund of ``payment`` can take back: its account credit, plus what the invoices it
+    paid can still be credited (each up to what the payment paid on it)."""
+    room = payment.unallocated_minor
+    for alloc in Allocation.select(Allocation, Invoice).join(Invoice).where(Allocation.payment == payment.id):
+        done, _tax = credit_notes.credited(alloc.invoice)
+        room += max(min(alloc.amount_minor, alloc.invoice.total_minor - done), 0)
+    return room
+
+
 def refundable(payment: Payment) -> Money:
-    """What can still be refunded on ``payment``."""
-    return Money(payment.amount_minor - refunded(payment), payment.currency)
+    """What can still be refunded on ``payment``: not more than is left of it, nor than can be credited."""
+    left = payment.amount_minor - refunded(payment)
+    return Money(max(min(left, _creditable(payment)), 0), payment.currency)
 
 
 def _check(payment: Payment, amount: Money) -> None:
@@ -39,10 +50,15 @@ def _check(payment: Payment, amount: Money) -> None:
         raise ValidationError(f"the payment is in {payment.currency}, not {amount.currency}", "amount")
     if amount.minor <= 0:
         raise ValidationError("a refund must be more than zero", "amount")
-    left = refundable(payment)
-    if amount.minor > left.minor:
-        raise ValidationError(f"only {left} of payment {payment.receipt or payment.reference} "
-                              "is left to refund", "amount")
+    label = payment.receipt or payment.reference
+    left = payment.amount_minor - refunded(payment)
+    if amount.minor > left:
+        raise ValidationError(f"only {Money(left, payment.currency)} of payment {label} is left to refund",
+                              "amount")
+    room = _creditable(payment)
+    if amount.minor > room:
+        raise ValidationError(f"only {Money(room, payment.currency)} of payment {label} can be refunded: the "
+                              "invoices it paid have been credited already; correct them by hand", "amount")
 
 
 def refund(payment: Payment, amount: Money | None = None, *, reason: str, outside_reference: str | None = None,
@@ -78,6 +94,10 @@ def record(payment: Payment, amount: Money, *, reference: str, reason: str | Non
         allocation.lock_customer(payment.customer_id)
         existing = Refund.get_or_none(Refund.gateway == payment.gateway, Refund.reference == reference)
         if existing is not None:
+            if existing.payment_id != payment.id or existing.amount_minor != amount.minor:
+                raise ValidationError(f"refund reference {reference!r} is already used for "
+                                      f"{Money(existing.amount_minor, existing.currency)} of another payment "
+                                      "or amount", "reference")
             return existing, False
         payment = Payment.get_by_id(payment.id)
         _check(payment, amount)
@@ -90,10 +110,8 @@ def record(payment: Payment, amount: Money, *, reference: str, reason: str | Non
         left = amount.minor - from_credit
         if left:
             left = _credit_invoices(payment, row, left, reference)
-        if left:
-            raise ValidationError(f"the invoices payment {label} paid can be credited only "
-                                  f"{Money(amount.minor - from_credit - left, amount.currency)} more; "
-                                  "issue the correction by hand", "amount")
+        if left:  # _check measured the room; a credit note that took less is a bug, not input
+            raise RuntimeError(f"refund {reference}: {Money(left, amount.currency)} could not be credited")
         status = "refunded" if refunded(payment) == payment.amount_minor else "partially_refunded"
         before = {"status": payment.status, "unallocated_minor": payment.unallocated_minor}
         Payment.update(status=status, unallocated_minor=Payment.unallocated_minor - from_credit).where(
@@ -133,6 +151,10 @@ def record_notice(notice: PaymentNotice, pm=None):
     existing = Refund.get_or_none(Refund.gateway == notice.gateway, Refund.reference == notice.reference)
     if existing is not None:
         return Outcome("duplicate", notice.reference, payment_id=existing.payment_id, refund_id=existing.id)
+    held = PaymentReview.get_or_none(PaymentReview.gateway == notice.gateway,
+                                     PaymentReview.reference == notice.reference)
+    if held is not None:  # held once: staff decide it, a repeat changes nothing
+        return Outcome("duplicate", notice.reference, review_id=held.id)
     payment = Payment.get_or_none(Payment.gateway == notice.gateway, Payment.reference == notice.refund_of)
     reason = None
     if payment is None:
@@ -145,5 +167,8 @@ def record_notice(notice: PaymentNotice, pm=None):
         except ValidationError as exc:
             reason = str(exc)
     with database.atomic():
+        if PaymentReview.select().where(PaymentReview.gateway == notice.gateway,
+                                        PaymentReview.reference == notice.reference).exists():
+            return Outcome("duplicate", notice.reference)  # a racing delivery held it meanwhile
         customer = payment.customer if payment is not None and payment.customer_id else None
         return hold(notice, reason, customer=customer)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from core import allocation, audit, refunds
 from core.clock import utcnow
+from core.bulk import is_sqlite
 from core.db import database
 from core.errors import NotFound, ValidationError
 from core.models import Customer, Invoice, Payment, PaymentAttempt, PaymentReview
 from core.money import Money
+from core.validate import as_id
 
 
 def get(review_id) -> PaymentReview:
     """A review entry by id."""
     text = str(review_id).strip().lstrip("#")
-    row = PaymentReview.get_or_none(PaymentReview.id == int(text)) if text.isdigit() else None
+    row = PaymentReview.get_or_none(PaymentReview.id == as_id(text)) if as_id(text) is not None else None
     if row is None:
         raise NotFound(f"no review entry {review_id!r}")
     return row
@@ -34,7 +36,11 @@ def listing(status: str | None = "open", limit: int = 100) -> list[PaymentReview
 
 
 def _open(review: PaymentReview) -> PaymentReview:
-    review = PaymentReview.get_by_id(review.id)
+    """The entry as it is now, locked until the decision commits (an accept and a reject may race)."""
+    query = PaymentReview.select().where(PaymentReview.id == review.id)
+    if not is_sqlite(database.obj):
+        query = query.for_update()
+    review = query.get()
     if review.status != "open":
         raise ValidationError(f"review entry {review.id} is already {review.status}", "review")
     return review
@@ -56,13 +62,14 @@ def accept(review: PaymentReview, customer: Customer | None = None, invoice: Inv
     with database.atomic():
         allocation.lock_customer(customer.id)
         review = _open(review)
+        if invoice is None and review.invoice_id and review.invoice.customer_id == customer.id:
+            invoice = review.invoice  # the invoice the notice suggested, when it is this customer's
         payment = apply_payment(customer, amount, gateway=review.gateway, reference=review.reference,
                                 method=review.method, payer=review.payer, received_at=review.received_at,
-                                invoice=invoice or (review.invoice if review.invoice_id else None), raw=review.raw,
-                                note=note or None)
+                                invoice=invoice, raw=review.raw, note=note or None)
         if payment is None:
             raise ValidationError(f"{review.gateway} payment {review.reference} is already recorded", "review")
-        if review.attempt_id:
+        if review.attempt_id and review.attempt.customer_id == customer.id:
             PaymentAttempt.update(status="succeeded", payment=payment.id, updated_at=utcnow()).where(
                 PaymentAttempt.id == review.attempt_id).execute()
         _close(review, "accepted", note, payment_id=payment.id, customer_id=customer.id)
@@ -93,10 +100,12 @@ def reject(review: PaymentReview, reason: str) -> PaymentReview:
 
 
 def _close(review: PaymentReview, status: str, note: str, **fields) -> None:
-    PaymentReview.update(status=status, resolved_at=utcnow(), resolved_by=audit.current_actor(),
-                         resolution=(note or None), payment=fields.get("payment_id", review.payment_id),
-                         customer=fields.get("customer_id", review.customer_id)).where(
-        PaymentReview.id == review.id).execute()
+    changed = PaymentReview.update(
+        status=status, resolved_at=utcnow(), resolved_by=audit.current_actor(), resolution=(note or None),
+        payment=fields.get("payment_id", review.payment_id), customer=fields.get("customer_id", review.customer_id),
+    ).where(PaymentReview.id == review.id, PaymentReview.status == "open").execute()
+    if not changed:
+        raise ValidationError(f"review entry {review.id} was decided by someone else meanwhile", "review")
     audit.record(f"payment_review.{'accept' if status == 'accepted' else 'reject'}", "payment_review", review.id,
                  {"status": "open"}, {"status": status, "resolution": note or None, **fields})
 

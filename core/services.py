@@ -34,7 +34,8 @@ def _plan(plan) -> Plan:
     text = str(plan).strip()
     code, _, version = text.partition("@")
     q = Plan.select().where(Plan.code == code)
-    q = q.where(Plan.version == int(version)) if version.isdigit() else q.order_by(Plan.version.desc())
+    number = validate.as_id(version)
+    q = q.where(Plan.version == number) if number is not None else q.order_by(Plan.version.desc())
     found = q.first()
     if found is None:
         raise ValidationError(f"no plan {text!r}", "plan")

@@ -114,7 +114,8 @@ def set_value(key: str, text: str, pm=None):
         audit.record("setting.set", "setting", key, {"value": shown(before)}, {"value": shown(value)})
     cache = _snapshot.get()
     if cache:
-        cache[key] = value
+        # Read everything again next time: an outer transaction may still roll this write back.
+        cache.clear()
     return value
 
 

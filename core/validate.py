@@ -18,6 +18,17 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
 INT64_MAX = 2**63 - 1  # the largest value a BIGINT column holds
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,59}$")
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def as_id(text) -> int | None:
+    """A row id or document number written as 1 to 18 ASCII digits, else ``None``.
+
+    ``str.isdigit`` also takes digits such as ``²`` that ``int`` refuses, and a longer
+    number would not fit a BIGINT column.
+    """
+    text = str(text)
+    return int(text) if _ID.fullmatch(text) else None
 
 
 def text(value, field: str, *, required=True, max_length=200) -> str | None:

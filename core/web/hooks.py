@@ -79,7 +79,13 @@ def receive(gateway: str, path: str):
         _log_refusal(gateway, path, body, str(exc), "webhook.failed")
         return jsonify({"error": "Something went wrong", "message": "the notification could not be read; "
                         "it has been logged", "status": 500}), 500
-    with audit.acting_as(f"gateway:{gateway}"):
-        outcomes = payments.record(notices, pm=pm)
+    try:
+        with audit.acting_as(f"gateway:{gateway}"):
+            outcomes = payments.record(notices, pm=pm)
+    except Exception as exc:  # nothing of this notice was committed; the gateway will deliver it again
+        log.exception("recording a %s notification failed", gateway)
+        _log_refusal(gateway, path, body, f"recording failed: {exc.__class__.__name__}", "webhook.failed")
+        return jsonify({"error": "Something went wrong", "message": "the notification could not be recorded; "
+                        "it has been logged", "status": 500}), 500
     counts = payments.outcome_counts(outcomes)
     return _reply(pm, gateway, notification, notices, None, 200, {"received": len(notices), **counts})
