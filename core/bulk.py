@@ -40,14 +40,25 @@ def _insert_one_sql(param: str, table: str, columns: tuple[str, ...]) -> str:
     return f'INSERT INTO "{table}" ({cols}) VALUES ({", ".join([param] * len(columns))}) RETURNING "id"'
 
 
-def insert_one(db, table: str, row: dict) -> int:
+@lru_cache(maxsize=64)
+def _insert_new_sql(param: str, table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
+    plain = _insert_one_sql(param, table, columns)
+    head, _, returning = plain.rpartition(" RETURNING ")
+    return f'{head} ON CONFLICT ({", ".join(key)}) DO NOTHING RETURNING {returning}'
+
+
+def insert_one(db, table: str, row: dict, unless: tuple[str, ...] = ()) -> int | None:
     """Insert one row (column -> value; JSON already as text) and return its id.
 
-    For the rows written on every payment and event: building the statement from a model
-    costs more than the database does.
+    With ``unless`` (the columns of a unique key) a row whose key exists already is not
+    inserted and ``None`` is returned, without an error that would end a PostgreSQL
+    transaction. For the rows written on every payment and event: building the statement
+    from a model costs more than the database does.
     """
-    cursor = db.execute_sql(_insert_one_sql(db.param, table, tuple(row)), tuple(row.values()))
-    return int(cursor.fetchone()[0])
+    sql = _insert_new_sql(db.param, table, tuple(row), unless) if unless else \
+        _insert_one_sql(db.param, table, tuple(row))
+    found = db.execute_sql(sql, tuple(row.values())).fetchone()
+    return None if found is None else int(found[0])
 
 
 def insert_rows(db, table: str, columns: tuple[str, ...], rows: list) -> None:

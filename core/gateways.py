@@ -12,9 +12,12 @@ from core.plugins import get_manager
 
 
 def available(pm=None) -> dict[str, GatewayInfo]:
-    """Every gateway the plugins describe, by name."""
+    """Every gateway the plugins describe, by name (asked once per request: see ``settings.memo``)."""
+    from core import settings
+
     pm = pm or get_manager()
-    return pm.collect_named("gateway_describe", GatewayInfo, "name")
+    return dict(settings.memo(("gateways", id(pm)), lambda: pm.collect_named("gateway_describe", GatewayInfo,
+                                                                             "name")))
 
 
 def missing_settings(info: GatewayInfo, pm=None) -> list[str]:

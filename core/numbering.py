@@ -15,14 +15,11 @@ def take(series: str, db=None) -> int:
     db = db or database
     if not db.in_transaction():
         raise RuntimeError("numbering.take must run inside a transaction")
-    # The first statement writes, so SQLite takes its write lock here rather than upgrading later.
-    db.execute_sql(
-        f"INSERT INTO number_series (name, next_number) VALUES ({db.param}, 1) ON CONFLICT DO NOTHING",
-        (series,),
-    )
+    # One statement that writes: it creates the series at 1 or takes the next number, and
+    # holds the row (SQLite: the write lock) until the caller commits.
     cursor = db.execute_sql(
-        f"UPDATE number_series SET next_number = next_number + 1 WHERE name = {db.param} "
-        "RETURNING next_number - 1",
+        f"INSERT INTO number_series (name, next_number) VALUES ({db.param}, 2) ON CONFLICT (name) "
+        "DO UPDATE SET next_number = number_series.next_number + 1 RETURNING next_number - 1",
         (series,),
     )
     return int(cursor.fetchone()[0])

@@ -26,7 +26,7 @@ import peewee
 from core import allocation, audit, customers, events, gateways, ledger, numbering, settings
 from core.clock import utcnow
 from core.bulk import insert_one, is_sqlite
-from core.db import database, is_unique_violation
+from core.db import database
 from core.errors import NotFound, ValidationError
 from core.hooktypes import PaymentNotice, PaymentRequest, PaymentStart
 from core.models import Customer, Invoice, JSONText, Payment, PaymentAttempt, PaymentReview, to_json
@@ -35,6 +35,10 @@ from core.validate import as_id
 
 NOTICE_KINDS = ("payment", "failure", "refund")
 MANUAL_METHODS = ("cash", "bank_transfer", "cheque", "mobile_money", "card", "other")
+
+
+class AlreadyRecorded(Exception):
+    """A payment with this (gateway, reference) was committed by a racing writer; roll back and look again."""
 
 
 @dataclass(frozen=True)
@@ -181,24 +185,11 @@ def _place(notice: PaymentNotice, attempt: PaymentAttempt | None):
 def _insert_once(model, receipt_series: str | None = None, **fields):
     """Insert a row unique on (gateway, reference), or ``None`` when a racing writer got there first.
 
-    SQLite runs one writer at a time, so the caller's check for an existing row inside its
-    transaction settles it; on PostgreSQL a savepoint catches the writer that raced it.
-    With ``receipt_series`` the row's receipt number is taken inside the savepoint, so a
-    lost race gives its number back.
+    With ``receipt_series`` the row takes the next receipt number, and a lost race raises
+    :class:`AlreadyRecorded` so that the caller's transaction rolls back and gives the
+    number back.
     """
     db = database.obj
-    if is_sqlite(db):
-        return _insert(db, model, receipt_series, fields)
-    try:
-        with database.atomic():  # a savepoint: a duplicate rolls back only this insert and its number
-            return _insert(db, model, receipt_series, fields)
-    except peewee.IntegrityError as exc:
-        if not is_unique_violation(exc):
-            raise
-        return None
-
-
-def _insert(db, model, receipt_series, fields: dict):
     if receipt_series is not None:
         fields = {**fields, "receipt_series": receipt_series, "receipt_number": numbering.take(receipt_series)}
     row = {(f"{k}_id" if isinstance(model._meta.fields.get(k), peewee.ForeignKeyField) else k):
@@ -206,7 +197,12 @@ def _insert(db, model, receipt_series, fields: dict):
     for name, field in model._meta.fields.items():
         if name not in fields and field.default is not None and name != "id":
             row[field.column_name] = field.default() if callable(field.default) else field.default
-    return model(id=insert_one(db, model._meta.table_name, row), **fields)
+    row_id = insert_one(db, model._meta.table_name, row, unless=("gateway", "reference"))
+    if row_id is None:
+        if receipt_series is not None:
+            raise AlreadyRecorded(fields["reference"])
+        return None
+    return model(id=row_id, **fields)
 
 
 def hold(notice: PaymentNotice, reason: str, customer=None, invoice=None, attempt=None) -> Outcome:
@@ -231,6 +227,13 @@ def hold(notice: PaymentNotice, reason: str, customer=None, invoice=None, attemp
 
 
 def _record_payment(notice: PaymentNotice, pm=None) -> Outcome:
+    try:
+        return _record_payment_once(notice, pm)
+    except AlreadyRecorded:  # a racing delivery committed it first; this transaction rolled back
+        return _already(notice.gateway, notice.reference)
+
+
+def _record_payment_once(notice: PaymentNotice, pm=None) -> Outcome:
     with database.atomic():
         done = _already(notice.gateway, notice.reference)
         if done is not None:
@@ -240,16 +243,13 @@ def _record_payment(notice: PaymentNotice, pm=None) -> Outcome:
         customer, invoice, reason = _place(notice, attempt)
         if reason is not None:
             return hold(notice, reason, customer, invoice, attempt)
+        # A delivery racing this one and committed while we wait for the lock makes the insert
+        # in apply_payment find its row: AlreadyRecorded rolls this transaction back.
         allocation.lock_customer(customer.id)
-        if not is_sqlite(database.obj):  # a racing delivery may have committed while we waited for the lock
-            done = _already(notice.gateway, notice.reference)
-            if done is not None:
-                return done
         payment = apply_payment(customer, notice.amount, gateway=notice.gateway, reference=notice.reference,
                                 method=notice.method, payer=notice.payer, received_at=notice.received_at,
-                                invoice=invoice, raw=notice.raw, pm=pm)
-        if payment is None:
-            return _already(notice.gateway, notice.reference)
+                                invoice=invoice, raw=notice.raw, pm=pm,
+                                invoice_is_current=is_sqlite(database.obj))  # read in this write transaction
         if attempt is not None:
             database.execute_sql(
                 f"UPDATE payment_attempt SET status = 'succeeded', payment_id = {database.param}, "
@@ -272,12 +272,12 @@ def _close_attempt(notice: PaymentNotice, done: Outcome) -> None:
 
 def apply_payment(customer: Customer, amount: Money, *, gateway: str, reference: str, method=None, payer=None,
                   received_at: dt.datetime | None = None, invoice: Invoice | None = None, raw=None, note=None,
-                  pm=None) -> Payment | None:
+                  pm=None, invoice_is_current: bool = False) -> Payment:
     """Write a payment, its ledger entry and allocations, the event and the audit record.
 
-    Call inside a transaction holding the customer's lock. Returns ``None`` when a
-    payment with this (gateway, reference) already exists; otherwise the new row as far
-    as it was written (read it again for its allocations and what is left unallocated).
+    Call inside a transaction holding the customer's lock. Raises :class:`AlreadyRecorded`
+    when a payment with this (gateway, reference) exists; returns the new row as far as it
+    was written (read it again for its allocations and what is left unallocated).
     """
     if amount.currency != customer.currency:
         raise ValidationError(f"customer {customer.account_number} is billed in {customer.currency}, "
@@ -290,7 +290,8 @@ def apply_payment(customer: Customer, amount: Money, *, gateway: str, reference:
     series = f"{prefix}-{utcnow().year}"
     used = 0
     if invoice is not None:
-        invoice = _invoice(invoice.id)  # as it is now, under the customer's lock
+        if not invoice_is_current:
+            invoice = _invoice(invoice.id)  # as it is now, under the customer's lock
         due = invoice.total_minor - invoice.settled_minor
         if invoice.status == "issued" and due > 0 and invoice.currency == amount.currency:
             used = min(due, amount.minor)
@@ -299,8 +300,6 @@ def apply_payment(customer: Customer, amount: Money, *, gateway: str, reference:
         status="succeeded", amount_minor=amount.minor, currency=amount.currency,
         received_at=received_at or utcnow(), payer=payer and payer[:200], unallocated_minor=amount.minor - used,
         raw=raw or None, receipt_series=series, recorded_by=audit.current_actor(), note=note)
-    if payment is None:
-        return None
     ledger.post(customer.id, "payment", -amount, f"Payment {payment.receipt} ({gateway} {reference})",
                 payment=payment.id)
     if used:
@@ -357,15 +356,16 @@ def add_manual(customer: Customer, amount: Money, *, method: str = "cash", refer
     if len(reference) > 200:
         raise ValidationError("a reference has at most 200 characters", "reference")
     received_at = dt.datetime.combine(received_on, dt.time(12)) if received_on else None
-    with database.atomic():
-        allocation.lock_customer(customer.id)
-        existing = Payment.get_or_none(Payment.gateway == "manual", Payment.reference == reference)
-        if existing is None:
-            existing = apply_payment(customer, amount, gateway="manual", reference=reference, method=method,
+    try:
+        with database.atomic():
+            allocation.lock_customer(customer.id)
+            existing = Payment.get_or_none(Payment.gateway == "manual", Payment.reference == reference)
+            if existing is None:
+                made = apply_payment(customer, amount, gateway="manual", reference=reference, method=method,
                                      received_at=received_at, invoice=invoice, note=note, pm=pm)
-            if existing is not None:
-                return Payment.get_by_id(existing.id), True
-            existing = Payment.get(Payment.gateway == "manual", Payment.reference == reference)
+                return Payment.get_by_id(made.id), True
+    except AlreadyRecorded:  # entered at the same moment by someone else
+        existing = Payment.get(Payment.gateway == "manual", Payment.reference == reference)
     if existing.customer_id == customer.id and existing.amount_minor == amount.minor \
             and existing.currency == amount.currency:
         return existing, False

@@ -49,7 +49,7 @@ def _open(review: PaymentReview) -> PaymentReview:
 def accept(review: PaymentReview, customer: Customer | None = None, invoice: Invoice | None = None,
            note: str = "") -> PaymentReview:
     """Apply a held payment to ``customer`` (default: the one the notice suggested), or a held refund."""
-    from core.payments import apply_payment
+    from core.payments import AlreadyRecorded, apply_payment
 
     if review.kind == "refund":
         return _accept_refund(review, note)
@@ -64,11 +64,13 @@ def accept(review: PaymentReview, customer: Customer | None = None, invoice: Inv
         review = _open(review)
         if invoice is None and review.invoice_id and review.invoice.customer_id == customer.id:
             invoice = review.invoice  # the invoice the notice suggested, when it is this customer's
-        payment = apply_payment(customer, amount, gateway=review.gateway, reference=review.reference,
-                                method=review.method, payer=review.payer, received_at=review.received_at,
-                                invoice=invoice, raw=review.raw, note=note or None)
-        if payment is None:
-            raise ValidationError(f"{review.gateway} payment {review.reference} is already recorded", "review")
+        try:
+            payment = apply_payment(customer, amount, gateway=review.gateway, reference=review.reference,
+                                    method=review.method, payer=review.payer, received_at=review.received_at,
+                                    invoice=invoice, raw=review.raw, note=note or None)
+        except AlreadyRecorded:
+            raise ValidationError(f"{review.gateway} payment {review.reference} is already recorded",
+                                  "review") from None
         if review.attempt_id and review.attempt.customer_id == customer.id:
             PaymentAttempt.update(status="succeeded", payment=payment.id, updated_at=utcnow()).where(
                 PaymentAttempt.id == review.attempt_id).execute()

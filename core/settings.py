@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # query, and every later read is answered from memory; outside one every read asks the database.
 _snapshot: contextvars.ContextVar[dict | None] = contextvars.ContextVar("wispbill_settings", default=None)
 _UNREAD = object()
+_MEMOS = object()
 
 
 @contextlib.contextmanager
@@ -48,13 +49,28 @@ def end_snapshot(token) -> None:
     _snapshot.reset(token)
 
 
+def memo(key, compute):
+    """``compute()``, remembered until the snapshot ends or a setting changes (outside one: not remembered).
+
+    For answers that depend only on settings and the loaded plugins, such as the
+    gateways' descriptions, which a request may ask for several times.
+    """
+    cache = _snapshot.get()
+    if cache is None:
+        return compute()
+    memos = cache.setdefault(_MEMOS, {})
+    if key not in memos:
+        memos[key] = compute()
+    return memos[key]
+
+
 def _stored(key: str):
     """``(found, value)`` for ``key`` in the database, through the snapshot when one is open."""
     cache = _snapshot.get()
     if cache is None:
         row = Setting.get_or_none(Setting.key == key)
         return (False, None) if row is None else (True, row.value)
-    if not cache:
+    if _UNREAD not in cache:
         cache.update({row.key: row.value for row in Setting.select(Setting.key, Setting.value)})
         cache[_UNREAD] = False  # marks the snapshot as loaded, even when no setting is stored
     return (key in cache, cache.get(key))
