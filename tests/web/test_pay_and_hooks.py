@@ -246,3 +246,65 @@ def test_behind_a_trusted_proxy_pay_links_use_the_public_address(db, db_url, pm,
     [request] = testpay.requests
     assert request.notify_url == "https://billing.example.net/hooks/testpay"
     assert request.return_url.startswith(f"https://billing.example.net/pay/{token}?attempt=PA-")
+
+
+def test_a_top_up_without_an_invoice_becomes_account_credit(db, pm, testpay):
+    from core import ledger, payments
+
+    c = make_customer(phone="+254700000009")
+    attempt, started = payments.start_payment("testpay", customer=c, amount=Money(50_000, "KES"))
+    [request] = testpay.requests
+    assert request.invoice_id is None and request.description == f"Top-up for account {c.account_number}"
+    assert attempt.invoice_id is None and started.message
+    [outcome] = payments.record([PaymentNotice("testpay", "TOP1", "payment", Money(50_000, "KES"),
+                                               attempt=started.reference)])
+    assert outcome.status == "recorded"
+    assert Payment.get_by_id(outcome.payment_id).unallocated_minor == 50_000
+    assert ledger.balance(c) == Money(-50_000, "KES")
+
+
+def test_starting_a_payment_refuses_what_cannot_be_paid(db, pm, testpay):
+    from core import credit_notes, payments
+    from core.errors import NotFound
+
+    c = make_customer(phone="+254700000009")
+    inv = make_issued_invoice(c, 10_000)
+    other = make_customer()
+    for kwargs, message in (
+        ({"customer": c}, "needs an amount"),
+        ({"customer": c, "amount": Money(100, "USD")}, "billed in KES"),
+        ({"customer": c, "invoice": inv, "amount": Money(20_000, "KES")}, "pay between"),
+        ({"customer": other, "invoice": inv}, "belongs to another customer"),
+    ):
+        with pytest.raises(ValidationError, match=message):
+            payments.start_payment("testpay", **kwargs)
+    with pytest.raises(ValidationError, match="takes no online payments"):
+        payments.start_payment("manual", customer=c, invoice=inv)
+    with pytest.raises(ValidationError, match="not set up"):
+        payments.start_payment("offline", customer=c, invoice=inv)
+    with pytest.raises(NotFound):
+        payments.start_payment("nosuch", customer=c, invoice=inv)
+    credit_notes.issue(inv, reason="billed in error", void=True)
+    with pytest.raises(ValidationError, match="nothing left to pay"):
+        payments.start_payment("testpay", customer=c, invoice=Invoice.get_by_id(inv.id))
+    assert PaymentAttempt.select().count() == 0 and testpay.requests == []
+
+
+def test_staff_print_a_receipt(app, client, admin_user):
+    from core import payments
+
+    with app.app_context():
+        c = make_customer(name="Otieno <Juma>")
+        make_issued_invoice(c, 10_000)
+        payment, _ = payments.add_manual(c, Money(15_000, "KES"), method="cheque", reference="CHQ 9")
+    assert "/auth/login" in client.get(f"/payments/{payment.id}/receipt").headers["Location"]
+    token = csrf_token_from(client.get("/auth/login"))
+    from tests.conftest import ADMIN_PASSWORD
+
+    client.post("/auth/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token})
+    page = client.get(f"/payments/{payment.id}/receipt").get_data(as_text=True)
+    assert payment.receipt in page and "CHQ 9" in page and "Cheque" in page
+    assert "Otieno &lt;Juma&gt;" in page and "KES 50.00" in page  # the part kept as account credit
+    pdf = client.get(f"/payments/{payment.id}/receipt.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert client.get("/payments/999999/receipt").status_code == 404
