@@ -65,3 +65,19 @@ def make_issued_invoice(customer, total_minor, due_date=dt.date(2026, 3, 15), nu
         ledger.post(customer.id, "invoice", Money(total_minor, customer.currency),
                     f"Invoice {invoice.display_number}", invoice=invoice.id)
     return invoice
+
+
+def kes(minor: int):
+    """Kenyan shillings, in cents."""
+    from core.money import Money
+
+    return Money(minor, "KES")
+
+
+def notice(reference="TX1", minor=100_000, **overrides):
+    """A payment notice from the ``manual`` gateway, as a gateway plugin would give the core."""
+    from core.hooktypes import PaymentNotice
+
+    data = {"gateway": "manual", "reference": reference, "kind": "payment", "amount": kes(minor)}
+    data.update(overrides)
+    return PaymentNotice(**data)

@@ -21,19 +21,9 @@ from core.models import (
     Refund,
 )
 from core.money import Money
-from tests.factories import make_customer, make_issued_invoice
+from tests.factories import kes, make_customer, make_issued_invoice, notice
 
 D = dt.date
-
-
-def kes(minor):
-    return Money(minor, "KES")
-
-
-def notice(reference="TX1", minor=100_000, **kw):
-    data = {"gateway": "manual", "reference": reference, "kind": "payment", "amount": kes(minor)}
-    data.update(kw)
-    return PaymentNotice(**data)
 
 
 def invoice_state(invoice):

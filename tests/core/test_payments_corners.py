@@ -19,18 +19,7 @@ from core.models import (
     PaymentReview,
     Refund,
 )
-from core.money import Money
-from tests.factories import make_customer, make_issued_invoice
-
-
-def kes(minor):
-    return Money(minor, "KES")
-
-
-def notice(reference="TX1", minor=100_000, **kw):
-    data = {"gateway": "manual", "reference": reference, "kind": "payment", "amount": kes(minor)}
-    data.update(kw)
-    return PaymentNotice(**data)
+from tests.factories import kes, make_customer, make_issued_invoice, notice
 
 
 def due(invoice):
