@@ -205,6 +205,13 @@ def _insert_once(model, receipt_series: str | None = None, **fields):
     return model(id=row_id, **fields)
 
 
+def _naive_utc(when: dt.datetime | None) -> dt.datetime | None:
+    """``when`` as the naive UTC the tables keep (a gateway may give an aware time)."""
+    if when is not None and when.tzinfo is not None:
+        return when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return when
+
+
 def hold(notice: PaymentNotice, reason: str, customer=None, invoice=None, attempt=None) -> Outcome:
     """Put a notice in the review queue (once); call inside a transaction."""
     review = _insert_once(
@@ -213,7 +220,7 @@ def hold(notice: PaymentNotice, reason: str, customer=None, invoice=None, attemp
         attempt=attempt.id if attempt else None, amount_minor=notice.amount.minor,
         currency=notice.amount.currency, account=(notice.account or None) and notice.account[:200],
         refund_of=notice.refund_of, payer=(notice.payer or None) and notice.payer[:200],
-        method=(notice.method or None) and notice.method[:40], received_at=notice.received_at or utcnow(),
+        method=(notice.method or None) and notice.method[:40], received_at=_naive_utc(notice.received_at) or utcnow(),
         reason=reason, raw=notice.raw or None)
     if review is None:
         return _already(notice.gateway, notice.reference)
@@ -284,8 +291,7 @@ def apply_payment(customer: Customer, amount: Money, *, gateway: str, reference:
                               f"not {amount.currency}", "currency")
     if invoice is not None and invoice.customer_id != customer.id:
         raise ValidationError(f"invoice {invoice.display_number} belongs to another customer", "invoice")
-    if received_at is not None and received_at.tzinfo is not None:
-        received_at = received_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    received_at = _naive_utc(received_at)
     prefix = settings.get_or("payments.receipt_prefix", "RCT", pm=pm)
     series = f"{prefix}-{utcnow().year}"
     used = 0
