@@ -217,6 +217,29 @@ def enforcer_apply(router, changes):
     """
 
 
+@hookspec(firstresult=True)
+def enforcer_check(router):
+    """Connect to router ``router`` and say what it is, for ``wispbill routers test``.
+
+    Return ``None`` unless ``router.kind`` is yours; otherwise a :class:`core.hooktypes.RouterCheck`
+    (the router's identity and version as it reports them). Raise ``OSError`` when it
+    cannot be reached, any other exception (with a clear message) when it refuses you,
+    such as a wrong password.
+    """
+
+
+@hookspec(firstresult=True)
+def enforcer_setup_script(router, context):
+    """The one-time configuration an operator pastes into router ``router``.
+
+    Return ``None`` unless ``router.kind`` is yours; otherwise the text of the commands,
+    in the router's own language, that make your enforcement work: for example, sending
+    suspended subscribers' web traffic to ``context.portal_url`` and letting them reach
+    ``context.walled_garden`` and DNS. ``context`` is a :class:`core.hooktypes.SetupContext`.
+    The script must be safe to paste twice.
+    """
+
+
 # --- usage -------------------------------------------------------------------------
 
 @hookspec

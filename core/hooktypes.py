@@ -71,6 +71,7 @@ class GatewayInfo:
     asks_for: tuple[str, ...] = ()  # what the pay page asks the payer for: "phone", "email"
     webhooks: bool = True  # False: /hooks/<name> does not exist (notifications come from staff only)
     settings: tuple[str, ...] = ()  # keys of the settings it needs before it can take money
+    hosts: tuple[str, ...] = ()  # hosts a payer's browser must reach: kept open for suspended subscribers
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,32 @@ class ApplyResult:
 
     applied: tuple[str, ...] = ()
     failed: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RouterCheck:
+    """What a router says it is when asked (``wispbill routers test``)."""
+
+    identity: str
+    version: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SetupContext:
+    """What a router's one-time setup script needs to know about this billing server.
+
+    ``portal_url`` is the "please pay" page suspended subscribers are sent to, served
+    from ``portal_address``:``portal_port``; ``walled_garden`` lists the hosts they may
+    still reach (the payment gateways'); ``suspend_list`` names the address list of
+    suspended subscribers.
+    """
+
+    portal_url: str
+    portal_address: str
+    portal_port: int
+    walled_garden: tuple[str, ...] = ()
+    suspend_list: str = "wispbill-suspended"
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,27 @@ class StaffSession(BaseModel):
 ACCOUNT_STATES = ("active", "reminded", "throttled", "suspended", "terminated")
 
 
+class DunningPolicy(BaseModel):
+    """When an overdue account is reminded, throttled, suspended and terminated.
+
+    Day counts are days past the due date of the oldest overdue invoice; ``None`` skips
+    the step. Nothing happens while the overdue amount is below ``minimum_owed_minor``
+    (in the customer's currency). The policy named ``default`` applies unless a plan or a
+    customer names another.
+    """
+
+    name = pw.CharField(max_length=60, unique=True)
+    remind_after_days = pw.IntegerField(null=True, constraints=[pw.Check("remind_after_days >= 0")])
+    throttle_after_days = pw.IntegerField(null=True, constraints=[pw.Check("throttle_after_days >= 0")])
+    suspend_after_days = pw.IntegerField(null=True, constraints=[pw.Check("suspend_after_days >= 0")])
+    terminate_after_days = pw.IntegerField(null=True, constraints=[pw.Check("terminate_after_days >= 0")])
+    minimum_owed_minor = pw.BigIntegerField(default=0, constraints=[pw.Check("minimum_owed_minor >= 0")])
+    throttle_download_kbps = pw.IntegerField(default=512, constraints=[pw.Check("throttle_download_kbps > 0")])
+    throttle_upload_kbps = pw.IntegerField(default=256, constraints=[pw.Check("throttle_upload_kbps > 0")])
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
 class Customer(BaseModel):
     """A subscriber account: who is billed, in which currency, and its account state."""
 
@@ -140,6 +161,10 @@ class Customer(BaseModel):
     tax_exemption_ref = pw.CharField(max_length=100, null=True)
     state = pw.CharField(max_length=20, default="active", index=True,
                          constraints=[_choices_check("state", ACCOUNT_STATES)])
+    state_changed_at = pw.DateTimeField(null=True)
+    dunning_policy = pw.ForeignKeyField(DunningPolicy, null=True, backref="customers", on_delete="RESTRICT")
+    dunning_exempt = pw.BooleanField(default=False)
+    promise_until = pw.DateField(null=True)  # promise to pay: no dunning step before this date (inclusive)
     notes = pw.TextField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
@@ -171,6 +196,7 @@ class Plan(BaseModel):
     fup_upload_kbps = pw.IntegerField(null=True)
     overage_per_gb_minor = pw.BigIntegerField(null=True, constraints=[
         pw.Check("overage_per_gb_minor IS NULL OR overage_per_gb_minor >= 0")])
+    dunning_policy = pw.ForeignKeyField(DunningPolicy, null=True, backref="plans", on_delete="RESTRICT")
     active = pw.BooleanField(default=True)
     created_at = pw.DateTimeField(default=utcnow)
 
@@ -199,6 +225,7 @@ class Router(BaseModel):
 
 SERVICE_STATUSES = ("pending", "active", "suspended", "cancelled")
 BILLING_MODES = ("prepaid", "postpaid")
+ACCESS_KINDS = ("pppoe", "dhcp", "static", "hotspot")
 
 
 class Service(BaseModel):
@@ -224,6 +251,9 @@ class Service(BaseModel):
     password = pw.CharField(max_length=255, null=True)
     ip_address = pw.CharField(max_length=45, null=True)
     mac_address = pw.CharField(max_length=17, null=True)
+    paid_through = pw.DateField(null=True)  # prepaid, exclusive: access is paid for every day before it
+    access = pw.CharField(max_length=10, null=True, constraints=[
+        pw.Check("access IS NULL OR access IN ('pppoe', 'dhcp', 'static', 'hotspot')")])
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
@@ -638,9 +668,51 @@ class Event(BaseModel):
     last_error = pw.TextField(null=True)
 
 
+class SchedulerLease(BaseModel):
+    """Who runs the scheduler's jobs: one holder at a time, until ``expires_at`` unless renewed."""
+
+    name = pw.CharField(primary_key=True, max_length=40)
+    holder = pw.CharField(max_length=200)
+    acquired_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField()
+
+
+NOTIFICATION_STATUSES = ("pending", "sent", "failed", "skipped")
+
+
+class Notification(BaseModel):
+    """One message to a customer, sent at most once per ``key`` (event and template)."""
+
+    key = pw.CharField(max_length=200, unique=True)
+    customer = pw.ForeignKeyField(Customer, null=True, backref="notifications", on_delete="RESTRICT")
+    template = pw.CharField(max_length=60)
+    channel = pw.CharField(max_length=20)
+    recipient = pw.CharField(max_length=254, null=True)
+    subject = pw.TextField(null=True)
+    body = pw.TextField(null=True)
+    status = pw.CharField(max_length=10, default="pending", index=True,
+                          constraints=[_choices_check("status", NOTIFICATION_STATUSES)])
+    notifier = pw.CharField(max_length=60, null=True)
+    reference = pw.CharField(max_length=200, null=True)
+    attempts = pw.IntegerField(default=0)
+    last_error = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    sent_at = pw.DateTimeField(null=True)
+
+
+class MessageTemplate(BaseModel):
+    """An operator's edited message template; templates without a row use the shipped text."""
+
+    name = pw.CharField(primary_key=True, max_length=60)
+    subject = pw.TextField()
+    body = pw.TextField()
+    updated_at = pw.DateTimeField(default=utcnow)
+    updated_by = pw.CharField(max_length=150, null=True)
+
+
 ALL_MODELS = (
-    Setting, User, StaffSession, Customer, Plan, Router, Service, NumberSeries, Invoice, InvoiceLine,
+    Setting, User, StaffSession, DunningPolicy, Customer, Plan, Router, Service, NumberSeries, Invoice, InvoiceLine,
     InvoiceTax, CreditNote, CreditNoteLine, Charge, PromoRedemption, BillingRun, Payment, Allocation,
     Refund, LedgerEntry, PaymentAttempt, PaymentReview, PayLink,
-    UsageRecord, Enforcement, AuditEvent, Event,
+    UsageRecord, Enforcement, AuditEvent, Event, SchedulerLease, Notification, MessageTemplate,
 )
