@@ -365,6 +365,7 @@ import core.cli_bench  # noqa: E402,F401  (registers the bench commands on ``cli
 import core.cli_doctor  # noqa: E402,F401  (registers doctor on ``cli``)
 from core import cli_billing  # noqa: E402,F401  (registers the billing commands on ``cli``)
 from core import cli_payments  # noqa: E402,F401  (registers the payment commands on ``cli``)
+from core import cli_routers  # noqa: E402,F401  (registers the router commands on ``cli``)
 
 
 def add_plugin_commands(pm, group=None) -> None:

@@ -327,15 +327,13 @@ class SetupContext:
 
     ``portal_url`` is the "please pay" page suspended subscribers are sent to, served
     from ``portal_address``:``portal_port``; ``walled_garden`` lists the hosts they may
-    still reach (the payment gateways'); ``suspend_list`` names the address list of
-    suspended subscribers.
+    still reach (the payment gateways').
     """
 
     portal_url: str
     portal_address: str
     portal_port: int
     walled_garden: tuple[str, ...] = ()
-    suspend_list: str = "wispbill-suspended"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ BUILTIN_PLUGINS = (
     "plugins.billing_run",
     "plugins.bundles",
     "plugins.company_settings",
+    "plugins.enforcement",
     "plugins.event_outbox",
     "plugins.housekeeping",
     "plugins.log_notifier",

@@ -27,12 +27,15 @@ def register_commands(cli):
 
     commands.register(cli)
 
+# What a browser loads to pay on Stripe Checkout: kept reachable for suspended subscribers.
+CHECKOUT_HOSTS = ("checkout.stripe.com", "js.stripe.com", "api.stripe.com", "m.stripe.network", "m.stripe.com")
+
 
 @hookimpl
 def gateway_describe():
     """One gateway, ``stripe``, for any currency Stripe takes; configured once both keys are set."""
     return GatewayInfo(GATEWAY, "Card (Stripe)", can_refund=True, configured=settings.load().configured,
-                       settings=(settings.SECRET_KEY, settings.WEBHOOK_SECRET))
+                       settings=(settings.SECRET_KEY, settings.WEBHOOK_SECRET), hosts=CHECKOUT_HOSTS)
 
 
 @hookimpl

@@ -33,6 +33,7 @@ from core.hooktypes import (
     EnforcerInfo,
     GatewayInfo,
     Job,
+    RouterCheck,
     Message,
     Notification,
     PaymentNotice,
@@ -866,6 +867,81 @@ def test_hook_enforcer_apply(pm):
     with pytest.raises(NotFound):
         enforcers.apply(_router("edge", "cisco"), changes)
     assert len(mikrotik.applied) == 1
+
+
+class CheckedRouters:
+    @hookimpl
+    def enforcer_describe(self):
+        return EnforcerInfo("fake_mikrotik", "Fake MikroTik")
+
+    @hookimpl
+    def enforcer_check(self, router):
+        if router.kind != "fake_mikrotik":
+            return None
+        if router.host == "unreachable":
+            raise ConnectionRefusedError("connection refused")
+        if router.host == "wrong-answer":
+            return "fine"
+        if router.username == "intruder":
+            raise RuntimeError(f"login refused by {router.name}: invalid user name or password")
+        return RouterCheck(identity=f"{router.name}-identity", version="7.18", detail="lab")
+
+    @hookimpl
+    def enforcer_setup_script(self, router, context):
+        if router.kind != "fake_mikrotik":
+            return None
+        if router.host == "wrong-answer":
+            return ["not", "text"]
+        garden = " ".join(context.walled_garden)
+        return f"redirect to {context.portal_address}:{context.portal_port} ({context.portal_url}); open {garden}\n"
+
+
+def test_hook_enforcer_check(pm):
+    from core import routers
+
+    pm.add(CheckedRouters(), "checked", "test")
+    assert routers.check(_router("tower-1", "fake_mikrotik")) == RouterCheck("tower-1-identity", "7.18", "lab")
+    gone = _router("tower-2", "fake_mikrotik")
+    gone.host = "unreachable"
+    with pytest.raises(ConnectionRefusedError):  # passes through: the CLI says it cannot be reached
+        routers.check(gone)
+    intruder = _router("tower-3", "fake_mikrotik")
+    intruder.username = "intruder"
+    with pytest.raises(PluginError, match="login refused by tower-3"):
+        routers.check(intruder)
+    odd = _router("tower-4", "fake_mikrotik")
+    odd.host = "wrong-answer"
+    with pytest.raises(PluginError, match="expected RouterCheck"):
+        routers.check(odd)
+    with pytest.raises(NotFound, match="cisco"):
+        routers.check(_router("edge", "cisco"))
+
+
+def test_hook_enforcer_setup_script(pm, db):
+    from core import routers, settings
+
+    class Gateway:
+        @hookimpl
+        def gateway_describe(self):
+            return GatewayInfo("hosted", "Hosted checkout", hosts=("pay.example.com", "js.example.com"))
+
+    pm.add(CheckedRouters(), "checked", "test")
+    pm.add(Gateway(), "hosted", "test")
+    with pytest.raises(ValidationError, match="web.base_url"):
+        routers.setup_script(_router("tower-1", "fake_mikrotik"))
+    settings.set_value("web.base_url", "http://billing.example.net")
+    with pytest.raises(ValidationError, match="IP address"):
+        routers.setup_script(_router("tower-1", "fake_mikrotik"))
+    settings.set_value("web.base_url", "http://10.0.0.2:8080/")
+    script = routers.setup_script(_router("tower-1", "fake_mikrotik"))
+    assert script.startswith("redirect to 10.0.0.2:8080 (http://10.0.0.2:8080/suspended)")
+    assert "pay.example.com js.example.com" in script
+    odd = _router("tower-4", "fake_mikrotik")
+    odd.host = "wrong-answer"
+    with pytest.raises(PluginError, match="expected text"):
+        routers.setup_script(odd)
+    with pytest.raises(NotFound):
+        routers.setup_script(_router("edge", "cisco"))
 
 
 # --- usage -------------------------------------------------------------------------
