@@ -149,7 +149,9 @@ def init(admin_user, admin_password, demo, currency):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
-def serve(host, port, threads):
+@click.option("--portal-port", type=click.IntRange(1, 65535),
+              help="Also listen here for suspended subscribers' web traffic (routers redirect it to this port).")
+def serve(host, port, threads, portal_port):
     """Serve the web app with a production WSGI server (waitress)."""
     import waitress
 
@@ -160,45 +162,55 @@ def serve(host, port, threads):
     except (socket.gaierror, UnicodeError):
         raise click.BadParameter(f"{host!r} is not an address or a name this machine can resolve",
                                  param_hint="--host") from None
+    if portal_port == port:
+        raise click.BadParameter("must differ from --port", param_hint="--portal-port")
     open_database()
-    app = create_app()
+    app = create_app({"PORTAL_PORT": portal_port} if portal_port else None)
+    shown = '[' + host + ']' if ':' in host else host
+    listen = f"{shown}:{port}" + (f" {shown}:{portal_port}" if portal_port else "")
     try:
-        server = waitress.create_server(app, host=host, port=port, threads=threads, ident="wispbill")
+        server = waitress.create_server(app, listen=listen, threads=threads, ident="wispbill")
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    click.echo(f"serving on http://{'[' + host + ']' if ':' in host else host}:{port}")
+        raise click.ClickException(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    click.echo(f"serving on http://{shown}:{port}" + (f" (portal on port {portal_port})" if portal_port else ""))
     server.run()
 
 
 @cli.command()
-@click.option("--list", "list_jobs", is_flag=True, help="List the registered jobs and exit.")
+@click.option("--list", "list_jobs", is_flag=True, help="List the registered jobs with their schedules and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --list: print JSON.")
 def scheduler(list_jobs, as_json):
-    """Run the scheduled jobs of the core and the plugins."""
+    """Run the scheduled jobs of the core and the plugins, one scheduler at a time.
+
+    While another instance holds the scheduler lease this one waits, and takes over
+    when that one stops or dies. SIGTERM or Ctrl-C lets running jobs finish, releases
+    the lease and exits.
+    """
     from core import scheduler as sched
 
-    open_database()
-    jobs = sched.collect_jobs()
+    config = open_database()
+    plan = sched.planned()
     if list_jobs:
-        rows = [{"id": j.id, "trigger": j.trigger, "schedule": j.schedule, "description": j.description}
-                for j in jobs]
+        rows = [{"id": p.job.id, "trigger": p.job.trigger, "schedule": p.job.schedule, "when": p.when,
+                 "overridden": p.overridden, "enabled": p.enabled, "description": p.job.description}
+                for p in plan]
         if as_json:
             _emit_json(rows)
         else:
             for r in rows:
-                click.echo(f"{r['id']}\t{r['trigger']} {json.dumps(r['schedule'])}\t{r['description']}")
+                where = f" ({sched.SCHEDULES_SETTING})" if r["overridden"] else ""
+                click.echo(f"{r['id']}\t{r['when']}{where}\t{r['description']}")
             if not rows:
                 click.echo("no jobs registered")
         return
+    lease_seconds, renew_seconds = sched.lease_timing(config.extra)
     database.close()
-    runner = sched.build_scheduler(jobs)
-    # systemd stops services with SIGTERM: let running jobs finish, then leave cleanly.
-    signal.signal(signal.SIGTERM, lambda *_: runner.shutdown(wait=False))
-    click.echo(f"scheduler starting with {len(jobs)} job(s)")
-    try:
-        runner.start()
-    except KeyboardInterrupt:
-        pass
+    runner = sched.Runner(lease_seconds=lease_seconds, renew_seconds=renew_seconds, announce=click.echo)
+    # systemd stops services with SIGTERM: let running jobs finish, release the lease, leave.
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    signal.signal(signal.SIGINT, lambda *_: runner.stop())
+    click.echo(f"scheduler starting with {sum(p.enabled for p in plan)} job(s) as {runner.holder}")
+    runner.run()
     click.echo("scheduler stopped")
 
 

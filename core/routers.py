@@ -122,28 +122,42 @@ def check(router: Router, pm=None) -> RouterCheck:
     return answer
 
 
+def parse_portal_url(text: str) -> tuple[str, int]:
+    """The (IP address, port) of a portal URL like ``http://10.0.0.2:8081``; refuses names and paths."""
+    text = (text or "").strip()
+    parts = urlsplit(text)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValidationError(f"{text!r} is not an http:// address (routers redirect plain HTTP)",
+                              "web.portal_url")
+    try:
+        address = str(ipaddress.ip_address(parts.hostname))
+    except ValueError:
+        raise ValidationError(f"the portal must be named by IP address, not {parts.hostname!r}: "
+                              "routers redirect to an address", "web.portal_url") from None
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise ValidationError(f"{text!r} has a bad port", "web.portal_url") from None
+    if parts.path not in ("", "/"):
+        raise ValidationError("give the portal's address without a path", "web.portal_url")
+    return address, port
+
+
 def setup_context(pm=None) -> SetupContext:
-    """What a router's setup script needs: the "please pay" page and the hosts payers must reach."""
+    """What a router's setup script needs: the portal and the hosts payers must reach."""
     from core import gateways
 
-    base = str(settings.get_or("web.base_url", "") or "").strip()
-    if not base:
-        raise ValidationError("set web.base_url (the address subscribers reach this server at) first",
-                              "web.base_url")
-    parts = urlsplit(base)
-    host = parts.hostname or ""
-    try:
-        address = str(ipaddress.ip_address(host))
-    except ValueError:
-        raise ValidationError(f"web.base_url must use the server's IP address for the redirect, not {host!r}",
-                              "web.base_url") from None
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    portal = str(settings.get_or("web.portal_url", "", pm) or "").strip()
+    if not portal:
+        raise ValidationError("set web.portal_url first: this server's portal port by IP address, "
+                              "e.g. http://10.0.0.2:8081", "web.portal_url")
+    address, port = parse_portal_url(portal)
     hosts = []
     for info in gateways.available(pm).values():
         for name in getattr(info, "hosts", ()) or ():
             if name not in hosts:
                 hosts.append(name)
-    return SetupContext(portal_url=base.rstrip("/") + "/suspended", portal_address=address, portal_port=port,
+    return SetupContext(portal_url=portal.rstrip("/") + "/suspended", portal_address=address, portal_port=port,
                         walled_garden=tuple(hosts))
 
 

@@ -56,6 +56,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.config.update(test_config)
     app.extensions["wispbill.plugins"] = pm
+    if app.config.get("PORTAL_PORT"):
+        from core.web.portal import PortalRedirect
+
+        app.wsgi_app = PortalRedirect(app.wsgi_app, app.config["PORTAL_PORT"])
 
     csrf.init_app(app)
     htmx.init_app(app)
@@ -83,7 +87,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         if not database.is_closed():
             database.close()
 
-    from core.web import admin, auth, documents, errors, health, hooks, pay
+    from core.web import admin, auth, documents, errors, health, hooks, pay, suspended
 
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
@@ -91,6 +95,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(documents.bp)
     app.register_blueprint(pay.bp)
     app.register_blueprint(hooks.bp)
+    app.register_blueprint(suspended.bp)
     csrf.exempt(hooks.bp)  # gateways sign their notifications; they cannot carry our form token
     errors.register(app)
     app.add_url_rule("/", "index", lambda: redirect(url_for("admin.dashboard")))

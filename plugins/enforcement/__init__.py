@@ -2,9 +2,25 @@
 
 from core import enforcement, hookimpl
 from core.db import database
-from core.hooktypes import Job
+from core.hooktypes import Job, SettingSpec
 
 SERVICE_EVENTS = ("service.created", "service.changed", "service.cancelled")
+
+
+def _portal_url(text: str) -> str:
+    from core.routers import parse_portal_url
+
+    parse_portal_url(text)
+    return text.strip()
+
+
+@hookimpl
+def register_settings():
+    """Where routers send suspended subscribers."""
+    return [SettingSpec("web.portal_url", "Address routers send suspended subscribers to",
+                        default="", parse=_portal_url,
+                        help="This server's portal port by IP address, e.g. http://10.0.0.2:8081 "
+                             "('wispbill serve --portal-port 8081'); used by 'wispbill routers script'.")]
 
 
 @hookimpl

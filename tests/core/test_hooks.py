@@ -927,14 +927,15 @@ def test_hook_enforcer_setup_script(pm, db):
 
     pm.add(CheckedRouters(), "checked", "test")
     pm.add(Gateway(), "hosted", "test")
-    with pytest.raises(ValidationError, match="web.base_url"):
+    with pytest.raises(ValidationError, match="web.portal_url"):
         routers.setup_script(_router("tower-1", "fake_mikrotik"))
-    settings.set_value("web.base_url", "http://billing.example.net")
     with pytest.raises(ValidationError, match="IP address"):
-        routers.setup_script(_router("tower-1", "fake_mikrotik"))
-    settings.set_value("web.base_url", "http://10.0.0.2:8080/")
+        settings.set_value("web.portal_url", "http://billing.example.net:8081")
+    with pytest.raises(ValidationError, match="plain HTTP"):
+        settings.set_value("web.portal_url", "https://10.0.0.2:8081")
+    settings.set_value("web.portal_url", "http://10.0.0.2:8081/")
     script = routers.setup_script(_router("tower-1", "fake_mikrotik"))
-    assert script.startswith("redirect to 10.0.0.2:8080 (http://10.0.0.2:8080/suspended)")
+    assert script.startswith("redirect to 10.0.0.2:8081 (http://10.0.0.2:8081/suspended)")
     assert "pay.example.com js.example.com" in script
     odd = _router("tower-4", "fake_mikrotik")
     odd.host = "wrong-answer"
