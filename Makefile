@@ -5,6 +5,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
+PORTAL_PORT ?= 8081
+LAB_PORT    ?= 8728
 export WISPBILL_DATA_DIR ?= ./var
 
 .PHONY: demo test install clean
@@ -29,13 +31,17 @@ install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	@umask 077; mkdir -p "$(WISPBILL_DATA_DIR)"; \
-	  out="$$($(BIN)/wispbill init --demo)" || exit 1; \
+	  out="$$($(BIN)/wispbill init --demo --demo-router mikrotik@127.0.0.1:$(LAB_PORT))" || exit 1; \
 	  printf '%s\n' "$$out" | grep -v "^admin password"; \
 	  if printf '%s\n' "$$out" | grep -q "^admin password"; then \
 	    printf '%s\n' "$$out" | grep "^admin" > "$(WISPBILL_DATA_DIR)/demo-login.txt"; fi
 	@echo "---"; echo "Sign in at http://$(HOST):$(PORT)/ with:"; \
 	  cat "$(WISPBILL_DATA_DIR)/demo-login.txt" 2>/dev/null || echo "(the admin created earlier)"; echo "---"
-	$(BIN)/wispbill serve --host $(HOST) --port $(PORT)
+	@# The lab router and the scheduler run beside the web app and stop with it.
+	@$(BIN)/wispbill lab router --port $(LAB_PORT) --state "$(WISPBILL_DATA_DIR)/lab-router.json" & lab=$$!; \
+	  $(BIN)/wispbill scheduler & sched=$$!; \
+	  trap 'kill $$lab $$sched 2>/dev/null; wait' EXIT INT TERM; \
+	  $(BIN)/wispbill serve --host $(HOST) --port $(PORT) --portal-port $(PORTAL_PORT)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

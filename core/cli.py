@@ -111,9 +111,21 @@ def migrate(check):
 @click.option("--admin-password", help="Password of the first admin (default: generate one and print it once).")
 @click.option("--demo", is_flag=True, help="Also load demo plans and customers.")
 @click.option("--currency", default="USD", show_default=True, help="Currency of the demo data.")
-def init(admin_user, admin_password, demo, currency):
+@click.option("--demo-router", metavar="KIND@HOST:PORT",
+              help="With --demo: add a router 'lab' of this enforcer kind and bind the demo subscribers to it.")
+def init(admin_user, admin_password, demo, currency, demo_router):
     """Create the database, migrate it and create the first admin."""
     users.check_username(admin_user, "--admin-user")
+    lab = None
+    if demo_router:
+        if not demo:
+            raise click.UsageError("--demo-router goes with --demo")
+        kind, _, where = demo_router.partition("@")
+        host, _, port_text = where.rpartition(":")
+        port = validate.as_id(port_text)
+        if not kind or not host or port is None or port > 65535:
+            raise click.BadParameter(f"expected KIND@HOST:PORT, not {demo_router!r}", param_hint="--demo-router")
+        lab = (kind, host, port)
     if admin_password is not None:
         users.check_password(admin_password, "--admin-password")
     if demo:
@@ -143,6 +155,9 @@ def init(admin_user, admin_password, demo, currency):
 
             plans, people = demo_data.load(currency)
             click.echo(f"demo data: {plans} plan(s), {people} customer(s) added")
+            if lab:
+                bound = demo_data.add_router(*lab)
+                click.echo(f"demo router: lab ({lab[0]} at {lab[1]}:{lab[2]}), {bound} service(s) bound")
 
 
 @cli.command()
@@ -376,8 +391,10 @@ import core.cli_backup  # noqa: E402,F401  (registers backup and restore on ``cl
 import core.cli_bench  # noqa: E402,F401  (registers the bench commands on ``cli``)
 import core.cli_doctor  # noqa: E402,F401  (registers doctor on ``cli``)
 from core import cli_billing  # noqa: E402,F401  (registers the billing commands on ``cli``)
+from core import cli_dunning  # noqa: E402,F401  (registers the dunning commands on ``cli``)
 from core import cli_payments  # noqa: E402,F401  (registers the payment commands on ``cli``)
 from core import cli_routers  # noqa: E402,F401  (registers the router commands on ``cli``)
+from core import cli_templates  # noqa: E402,F401  (registers the templates and notifications commands)
 
 
 def add_plugin_commands(pm, group=None) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 
 from core import billing, catalog, customers, payments, services
 from core.clock import today
-from core.models import Customer, Invoice, Payment, Plan, Service
+from core.models import Customer, Invoice, Payment, Plan, Router, Service
 from core.money import Money
 
 DEMO_PLANS = (
@@ -37,6 +37,42 @@ DEMO_SERVICES = (
     ("Dina Naidoo", ("week-pass",), "prepaid"),
     ("Elif Schmidt", ("home-10", "static-ip"), "postpaid"),
 )
+
+
+# How demo subscribers reach the demo router: (customer, access, username, IP address, MAC address).
+DEMO_NETWORK = (
+    ("Amina Wanjiru", "pppoe", "amina", None, None),
+    ("Brian Otieno", "dhcp", None, "10.77.0.12", None),
+    ("Chidi Okafor", "static", None, "10.77.0.13", None),
+    ("Dina Naidoo", "hotspot", "dina", None, "4C:5E:0C:00:00:04"),
+    ("Elif Schmidt", "pppoe", "elif", "10.77.0.15", None),
+)
+
+
+def add_router(kind: str, host: str, port: int, username: str = "admin") -> int:
+    """Add the demo router (``lab``) unless present, and bind each demo customer's internet service to it.
+
+    Returns how many services were bound. The router's desired state is pushed by the
+    scheduler.
+    """
+    from core import routers
+
+    router = Router.get_or_none(Router.name == "lab") or routers.add(name="lab", kind=kind, host=host, port=port,
+                                                                     username=username)
+    bound = 0
+    for name, access, username_, address, mac in DEMO_NETWORK:
+        customer = Customer.get_or_none(Customer.name == name)
+        if customer is None:
+            continue
+        service = (Service.select().join(Plan).where((Service.customer == customer.id) & (Plan.kind == "internet"))
+                   .order_by(Service.id).first())
+        if service is None or service.router_id is not None:
+            continue
+        routers.bind_service(service, router=router, access=access, username=username_,
+                             password=f"demo-{username_}" if username_ else None, ip_address=address,
+                             mac_address=mac)
+        bound += 1
+    return bound
 
 
 def load(currency: str = "USD") -> tuple[int, int]:
