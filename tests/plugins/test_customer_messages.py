@@ -1,6 +1,6 @@
 """Customer messages end to end: an event or a reminder run, the queue, the scheduler's job, a real SMTP server.
 
-The e-mails go to an aiosmtpd server on 127.0.0.1 (see tests/plugins/test_email.py) and
+The e-mails go to an aiosmtpd server on 127.0.0.1 (see tests/smtp_standin.py) and
 are read back as the customer would get them.
 """
 
@@ -18,7 +18,7 @@ from core.models import Customer, Event, Notification, PayLink
 from core.money import Money
 from core.scheduler import collect_jobs, run_job
 from tests.factories import make_customer, make_issued_invoice
-from tests.plugins.test_email import SmtpStandIn
+from tests.smtp_standin import SmtpStandIn
 
 D = dt.date
 
