@@ -105,13 +105,16 @@ def _desired(row, day: dt.date) -> tuple[int | None, str, SubscriberState]:
     (sid, router_id, status, mode, end_date, paid_through, access, username, password, ip, mac,
      down, up, account_state, t_down, t_up) = row
     state = access_state(status, mode, end_date, paid_through, account_state, day)
+    kind = infer_access(access, username)
     rate = (int(down), int(up)) if down and up else None
     if state == "throttled":
         rate = (min(t_down, rate[0]), min(t_up, rate[1])) if rate else (int(t_down), int(t_up))
     sub = SubscriberState(
         key=service_key(sid), state=state if state in ACCESS_STATES else "suspended", address=ip or None,
-        rate=rate, extra={"access": infer_access(access, username), "username": username or None,
-                          "password": password or None, "mac": mac or None})
+        rate=rate, extra={"access": kind, "username": username or None,
+                          # a DHCP or static subscriber has no login: a router has nowhere to keep a password
+                          "password": (password or None) if kind in ("pppoe", "hotspot") else None,
+                          "mac": mac or None})
     return router_id, state, sub
 
 

@@ -32,10 +32,14 @@ BUILTIN_PLUGINS = (
     "plugins.billing_run",
     "plugins.bundles",
     "plugins.company_settings",
+    "plugins.customer_messages",
+    "plugins.dunning",
+    "plugins.email",
     "plugins.enforcement",
     "plugins.event_outbox",
     "plugins.housekeeping",
     "plugins.log_notifier",
+    "plugins.mikrotik",
     "plugins.tax_regions",
 )
 
