@@ -159,7 +159,9 @@ def test_settings_are_declared_and_validated(db, pm):
 def test_describe_says_configured_once_both_keys_are_set(db, pm):
     info = gateways.available()["stripe"]
     assert info == GatewayInfo("stripe", "Card (Stripe)", can_refund=True, configured=False,
-                               settings=("stripe.secret_key", "stripe.webhook_secret"))
+                               settings=("stripe.secret_key", "stripe.webhook_secret"),
+                               hosts=("checkout.stripe.com", "js.stripe.com", "api.stripe.com", "m.stripe.network",
+                                      "m.stripe.com"))
     assert gateways.missing_settings(info) == ["stripe.secret_key", "stripe.webhook_secret"]
     set_value("stripe.secret_key", "sk_test_abc")
     assert not gateways.available()["stripe"].configured
