@@ -27,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from core import enforcers
-from core.bulk import update_rows
+from core.bulk import insert_rows, update_rows
 from core.clock import today as _today
 from core.clock import utcnow
 from core.db import database
@@ -101,7 +101,8 @@ def infer_access(access: str | None, username: str | None) -> str:
     return access or ("pppoe" if username else "static")
 
 
-def _desired(row, day: dt.date) -> tuple[int | None, str, SubscriberState]:
+def _desired(row, day: dt.date) -> tuple[int | None, str, tuple]:
+    """(router id, access state, the subscriber state as a plain tuple) for one row of ``_DESIRED_SQL``."""
     (sid, router_id, status, mode, end_date, paid_through, access, username, password, ip, mac,
      down, up, account_state, t_down, t_up) = row
     state = access_state(status, mode, end_date, paid_through, account_state, day)
@@ -109,13 +110,22 @@ def _desired(row, day: dt.date) -> tuple[int | None, str, SubscriberState]:
     rate = (int(down), int(up)) if down and up else None
     if state == "throttled":
         rate = (min(t_down, rate[0]), min(t_up, rate[1])) if rate else (int(t_down), int(t_up))
-    sub = SubscriberState(
-        key=service_key(sid), state=state if state in ACCESS_STATES else "suspended", address=ip or None,
-        rate=rate, extra={"access": kind, "username": username or None,
-                          # a DHCP or static subscriber has no login: a router has nowhere to keep a password
-                          "password": (password or None) if kind in ("pppoe", "hotspot") else None,
-                          "mac": mac or None})
-    return router_id, state, sub
+    # A DHCP or static subscriber has no login: a router has nowhere to keep a password.
+    secret = (password or None) if kind in ("pppoe", "hotspot") else None
+    return router_id, state, (service_key(sid), state if state in ACCESS_STATES else "suspended", ip or None, rate,
+                              kind, username or None, secret, mac or None)
+
+
+def _as_tuple(sub: SubscriberState) -> tuple:
+    extra = sub.extra
+    return (sub.key, sub.state, sub.address, sub.rate, extra.get("access"), extra.get("username"),
+            extra.get("password"), extra.get("mac"))
+
+
+def _from_tuple(t: tuple) -> SubscriberState:
+    key, state, address, rate, access, username, password, mac = t
+    return SubscriberState(key=key, state=state, address=address, rate=rate,
+                           extra={"access": access, "username": username, "password": password, "mac": mac})
 
 
 def subscriber_to_dict(sub: SubscriberState) -> dict:
@@ -135,63 +145,102 @@ def _rows(sql: str, params=()) -> list:
     return list(database.obj.execute_sql(sql, params).fetchall())
 
 
-def _refresh(where: str, params, day: dt.date | None, router_id: int | None = None) -> list[int]:
-    """Recompute desired state for the services ``where`` selects; returns the ids that changed."""
+_parsed_cache: dict[str, tuple[SubscriberState, tuple]] = {}
+
+
+def _parsed_both(text: str) -> tuple[SubscriberState, tuple]:
+    """The subscriber state a row's JSON holds, parsed once per distinct text (reconciles reread them all)."""
+    found = _parsed_cache.get(text)
+    if found is None:
+        if len(_parsed_cache) > 250_000:
+            _parsed_cache.clear()
+        sub = subscriber_from_dict(json.loads(text))
+        found = _parsed_cache[text] = (sub, _as_tuple(sub))
+    return found
+
+
+def _parsed(text: str) -> SubscriberState:
+    """The :class:`SubscriberState` of a row's JSON text."""
+    return _parsed_both(text)[0]
+
+
+@dataclass
+class _Row:
+    """An enforcement row as refresh and reconcile see it."""
+
+    id: int | None
+    router_id: int | None
+    state: str
+    text: str | None
+    applied_state: str | None = None
+    next_attempt_at: object = None
+    attempts: int = 0
+
+
+_EXISTING_SQL = ("SELECT e.id, e.service_id, e.router_id, e.desired_state, e.desired, e.applied_state, "
+                 "e.next_attempt_at, e.attempts FROM enforcement e WHERE ")
+
+
+def _refresh(where: str, params, day: dt.date | None, existing: tuple[str, tuple]) -> tuple[list[int], dict]:
+    """Recompute desired state for the services ``where`` selects.
+
+    ``existing`` selects their enforcement rows (and those of services that left them).
+    Returns the ids whose desired state changed, and every row by service id as it is now.
+    """
     if not database.in_transaction():
         raise RuntimeError("enforcement refresh must run inside the transaction of the change")
     day = day or _today()
-    p = database.obj.param
-    wanted = {}
-    for row in _rows(_DESIRED_SQL + " WHERE " + where, params):
-        wanted[row[0]] = _desired(row, day)
-    ids = list(wanted)
-    existing = {}
-    if router_id is not None:
-        found = _rows(f"SELECT id, service_id, router_id, desired_state, desired FROM enforcement "
-                      f"WHERE router_id = {p}", (router_id,))
-    else:
-        found = []
-    for start in range(0, len(ids), 900):
-        chunk = ids[start:start + 900]
-        found += _rows(f"SELECT id, service_id, router_id, desired_state, desired FROM enforcement "
-                       f"WHERE service_id IN ({', '.join([p] * len(chunk))})", tuple(chunk))
-    for eid, service_id, e_router, e_state, e_desired in found:
-        existing[service_id] = (eid, e_router, e_state, e_desired)
+    wanted = {row[0]: _desired(row, day) for row in _rows(_DESIRED_SQL + " WHERE " + where, params)}
+    rows: dict[int, _Row] = {}
+    for eid, service_id, e_router, e_state, e_desired, a_state, next_at, attempts in \
+            _rows(_EXISTING_SQL + existing[0], existing[1]):
+        rows[service_id] = _Row(eid, e_router, e_state, e_desired, a_state, next_at, attempts)
     now = utcnow()
     inserts, updates, changed = [], [], []
     for service_id, (r_id, state, sub) in wanted.items():
-        current = existing.get(service_id)
+        current = rows.get(service_id)
         if r_id is None:
-            if current is None or current[2] == "removed":
+            if current is None or current.state == "removed":
                 continue
-            r_id, state = current[1], "removed"  # unbound from its router: take it off the old one
+            r_id, state = current.router_id, "removed"  # unbound from its router: take it off the old one
         if state == "removed":
-            if current is None:
+            if current is None or (current.state == "removed" and current.router_id == r_id):
                 continue
-            if current[2] == "removed" and current[1] == r_id:
-                continue
-        text = to_json(subscriber_to_dict(sub))
+            text = current.text if current.router_id == r_id and current.text else \
+                to_json(subscriber_to_dict(_from_tuple(sub)))
+        elif (current is not None and current.router_id == r_id and current.state == state
+              and current.text is not None and _parsed_both(current.text)[1] == sub):
+            continue
+        else:
+            text = to_json(subscriber_to_dict(_from_tuple(sub)))
         if current is None:
-            inserts.append(Enforcement(service=service_id, router=r_id, desired_state=state,
-                                       desired=subscriber_to_dict(sub), attempts=0, next_attempt_at=now,
-                                       updated_at=now))
-            changed.append(service_id)
-        elif current[1] != r_id or current[2] != state or current[3] != text:
-            if state == "removed" and current[1] == r_id and current[3]:
-                text = current[3]  # remove what was last wanted there
-            updates.append((r_id, state, text, 0, now, None, now, current[0]))
-            changed.append(service_id)
-    for service_id, current in existing.items():
-        if service_id not in wanted and current[2] != "removed":  # moved off this router
-            updates.append((current[1], "removed", current[3], 0, now, None, now, current[0]))
+            inserts.append((service_id, r_id, state, text, 0, now, now))
+            rows[service_id] = _Row(None, r_id, state, text, None, now, 0)
+        else:
+            updates.append((r_id, state, text, 0, now, None, now, current.id))
+            rows[service_id] = _Row(current.id, r_id, state, text, current.applied_state, now, 0)
+        changed.append(service_id)
+    for service_id, current in list(rows.items()):
+        if service_id not in wanted and current.state != "removed":  # moved off this router
+            updates.append((current.router_id, "removed", current.text, 0, now, None, now, current.id))
+            rows[service_id] = _Row(current.id, current.router_id, "removed", current.text, current.applied_state,
+                                    now, 0)
             changed.append(service_id)
     if inserts:
-        Enforcement.bulk_create(inserts, batch_size=500)
+        insert_rows(database.obj, "enforcement", ("service_id", "router_id", "desired_state", "desired", "attempts",
+                                                  "next_attempt_at", "updated_at"), inserts)
+        made = [sid for sid, row in rows.items() if row.id is None]
+        p = database.obj.param
+        for first in range(0, len(made), 900):
+            chunk = made[first:first + 900]
+            for eid, sid in _rows(f"SELECT id, service_id FROM enforcement WHERE service_id IN "
+                                  f"({', '.join([p] * len(chunk))})", tuple(chunk)):
+                rows[sid].id = eid
     update_rows(database.obj, "enforcement", "id",
                 (("router_id", "BIGINT"), ("desired_state", "VARCHAR(20)"), ("desired", "TEXT"),
                  ("attempts", "INTEGER"), ("next_attempt_at", "TIMESTAMP"), ("last_error", "TEXT"),
                  ("updated_at", "TIMESTAMP")), updates)
-    return changed
+    return changed, rows
 
 
 def refresh_customer(customer_id: int, today: dt.date | None = None) -> list[int]:
@@ -200,30 +249,40 @@ def refresh_customer(customer_id: int, today: dt.date | None = None) -> list[int
     Call it inside the transaction that changed the account, then :func:`push_pending`
     with the ids after commit.
     """
-    return _refresh(f"s.customer_id = {database.obj.param}", (int(customer_id),), today)
+    p = database.obj.param
+    cid = int(customer_id)
+    return _refresh(f"s.customer_id = {p}", (cid,), today,
+                    (f"e.service_id IN (SELECT id FROM service WHERE customer_id = {p})", (cid,)))[0]
 
 
 def refresh_services(service_ids, today: dt.date | None = None) -> list[int]:
     """Recompute the desired router state of the given services; return the ids that changed."""
     ids = [int(i) for i in service_ids]
-    if not ids:
-        return []
     changed = []
+    p = database.obj.param
     for start in range(0, len(ids), 900):
-        chunk = ids[start:start + 900]
-        changed += _refresh(f"s.id IN ({', '.join([database.obj.param] * len(chunk))})", tuple(chunk), today)
+        chunk = tuple(ids[start:start + 900])
+        marks = ", ".join([p] * len(chunk))
+        changed += _refresh(f"s.id IN ({marks})", chunk, today, (f"e.service_id IN ({marks})", chunk))[0]
     return changed
+
+
+def _refresh_router(router: Router, today: dt.date | None = None) -> tuple[list[int], dict]:
+    p = database.obj.param
+    return _refresh(f"s.router_id = {p}", (router.id,), today,
+                    (f"e.router_id = {p} OR e.service_id IN (SELECT id FROM service WHERE router_id = {p})",
+                     (router.id, router.id)))
 
 
 def refresh_router(router: Router, today: dt.date | None = None) -> list[int]:
     """Recompute every service bound to ``router`` (and those that left it)."""
-    return _refresh(f"s.router_id = {database.obj.param}", (router.id,), today, router_id=router.id)
+    return _refresh_router(router, today)[0]
 
 
 def refresh_all(today: dt.date | None = None) -> list[int]:
     """Recompute the desired state of every service that has, or had, a router."""
-    changed = _refresh("s.router_id IS NOT NULL OR s.id IN (SELECT service_id FROM enforcement)", (), today)
-    return changed
+    return _refresh("s.router_id IS NOT NULL OR s.id IN (SELECT service_id FROM enforcement)", (), today,
+                    ("1 = 1", ()))[0]
 
 
 # --- applying ------------------------------------------------------------------------
@@ -405,18 +464,14 @@ def reconcile(router: Router, today: dt.date | None = None, dry_run: bool = Fals
     started = time.perf_counter()
     result = ReconcileResult(router=router.name)
     with database.atomic():
-        refresh_router(router, today)
-    p = database.obj.param
-    rows = _rows(f"SELECT id, service_id, desired_state, desired, applied_state, next_attempt_at, attempts "
-                 f"FROM enforcement WHERE router_id = {p}", (router.id,))
+        _changed, rows = _refresh_router(router, today)
     wanted: dict[str, tuple] = {}
-    for eid, _sid, state, desired, applied_state, next_at, attempts in rows:
-        if desired is None:
+    for row in rows.values():
+        if row.text is None or row.router_id != router.id:
             continue
-        data = _loads(desired)
-        wanted[data["key"]] = (eid, state, desired, subscriber_from_dict(data), applied_state, next_at, attempts)
-    lock = _router_locks[router.id]
-    with lock:
+        want = _parsed(row.text)
+        wanted[want.key] = (row, want)
+    with _router_locks[router.id]:
         try:
             held = {s.key: s for s in enforcers.read_state(router)}
         except OSError as exc:
@@ -429,18 +484,18 @@ def reconcile(router: Router, today: dt.date | None = None, dry_run: bool = Fals
             return result
         result.read = len(held)
         changes, in_step = [], []
-        for key, (eid, state, desired, want, applied_state, next_at, attempts) in wanted.items():
-            if state == "removed":
+        for key, (row, want) in wanted.items():
+            if row.state == "removed":
                 if key in held:
                     changes.append(Change("remove", held[key]))
-                elif applied_state != "removed" or next_at is not None:
-                    in_step.append((eid, state, desired, router.id))
+                elif row.applied_state != "removed" or row.next_attempt_at is not None:
+                    in_step.append((row.id, row.state, row.text, router.id))
                 continue
             result.desired += 1
             if held.get(key) != want:
                 changes.append(Change("set", want))
-            elif applied_state != state or next_at is not None:
-                in_step.append((eid, state, desired, router.id))
+            elif row.applied_state != row.state or row.next_attempt_at is not None:
+                in_step.append((row.id, row.state, row.text, router.id))
         for key, sub in held.items():
             if key not in wanted:
                 changes.append(Change("remove", sub))
@@ -460,12 +515,12 @@ def reconcile(router: Router, today: dt.date | None = None, dry_run: bool = Fals
         entry = wanted.get(key)
         if entry is None:
             continue
-        eid, state, desired, _want, _a, _n, attempts = entry
+        row = entry[0]
         if key in applied:
-            done.append((eid, state, desired, router.id))
+            done.append((row.id, row.state, row.text, router.id))
         else:
-            bad.append((eid, attempts))
-            errors[eid] = failed.get(key, "not applied")
+            bad.append((row.id, row.attempts))
+            errors[row.id] = failed.get(key, "not applied")
     _mark_applied(done)
     _mark_failed(bad, errors)
     _note_router(router, error, reconciled=error is None)
