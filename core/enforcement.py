@@ -302,34 +302,47 @@ class PushResult:
 
 
 def _mark_applied(rows: list[tuple]) -> None:
-    """Record rows ``(id, desired_state, desired_text, router_id)`` as applied, unless they changed since."""
+    """Record rows ``(id, desired_state, desired_text, router_id)`` as applied, unless they changed since.
+
+    A row whose desired state changed while its old state was on the way to the router
+    is made due at once instead: whatever reached the router last, the newest state goes
+    out again (this also covers pushes from other processes).
+    """
     if not rows:
         return
     p = database.obj.param
     now = utcnow()
-    sql = (f"UPDATE enforcement SET applied_state = desired_state, applied = {p}, attempts = 0, "
-           f"next_attempt_at = NULL, last_error = NULL, updated_at = {p} "
-           f"WHERE id = {p} AND desired_state = {p} AND desired = {p}")
-    params = []
+    applied_sql = (f"UPDATE enforcement SET applied_state = desired_state, applied = {p}, attempts = 0, "
+                   f"next_attempt_at = NULL, last_error = NULL, updated_at = {p} "
+                   f"WHERE id = {p} AND desired_state = {p} AND desired = {p}")
+    again_sql = (f"UPDATE enforcement SET next_attempt_at = {p}, updated_at = {p} "
+                 f"WHERE id = {p} AND (desired_state <> {p} OR desired <> {p})")
+    applied, again = [], []
     for eid, state, text, router_id in rows:
-        applied = None if text is None else text[:-1] + f',"router_id":{int(router_id)}}}'
-        params.append((applied, now, eid, state, text))
+        record = None if text is None else text[:-1] + f',"router_id":{int(router_id)}}}'
+        applied.append((record, now, eid, state, text))
+        again.append((now, now, eid, state, text))
     with database.atomic():
-        database.obj.cursor().executemany(sql, params)
+        cursor = database.obj.cursor()
+        cursor.executemany(applied_sql, applied)
+        cursor.executemany(again_sql, again)
 
 
 def _mark_failed(rows: list[tuple], errors: dict[int, str]) -> None:
-    """Count a failure on rows ``(id, attempts)`` and schedule the next try."""
+    """Count a failure on rows ``(id, attempts, desired_state, desired_text)`` and schedule the next try.
+
+    A row whose desired state changed meanwhile is left alone: the new state is due now.
+    """
     if not rows:
         return
     p = database.obj.param
     now = utcnow()
-    params = [(attempts + 1, now + retry_delay(attempts + 1), errors[eid][:2000], now, eid)
-              for eid, attempts in rows]
+    params = [(attempts + 1, now + retry_delay(attempts + 1), errors[eid][:2000], now, eid, state, text)
+              for eid, attempts, state, text in rows]
     with database.atomic():
         database.obj.cursor().executemany(
             f"UPDATE enforcement SET attempts = {p}, next_attempt_at = {p}, last_error = {p}, updated_at = {p} "
-            f"WHERE id = {p}", params)
+            f"WHERE id = {p} AND desired_state = {p} AND desired = {p}", params)
 
 
 def _note_router(router: Router, error: str | None, reconciled: bool = False) -> None:
@@ -364,48 +377,51 @@ def _apply(router: Router, changes: list[Change]) -> tuple[set[str], dict[str, s
     return applied, failed, None
 
 
-_PENDING_SQL = """
-SELECT e.id, e.service_id, e.router_id, e.desired_state, e.desired, e.applied_state, e.applied, e.attempts
-FROM enforcement e WHERE e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= {p}
-"""
+_PENDING_SQL = ("SELECT e.id, e.service_id, e.router_id, e.desired_state, e.desired, e.applied_state, e.applied, "
+                "e.attempts FROM enforcement e WHERE e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= {p}")
 
 
 def push_pending(service_ids=None, now: dt.datetime | None = None, limit: int = 5000) -> PushResult:
     """Apply pending changes now, router by router; returns what was applied and what failed.
 
-    With ``service_ids``, only those services (a targeted push after a payment). Runs
-    outside a transaction: router calls are never made while holding database locks.
+    With ``service_ids``, only those services (a targeted push after a payment); a
+    targeted push leaves routers whose last attempt failed to the retry job, so that one
+    router that is down does not hold up the events of the others. Runs outside a
+    transaction: router calls are never made while holding database locks.
     """
     p = database.obj.param
     now = now or utcnow()
-    sql, params = _PENDING_SQL.format(p=p), [now]
+    where, params = "", []
     if service_ids is not None:
         ids = [int(i) for i in service_ids]
         if not ids:
             return PushResult()
-        sql += f" AND e.service_id IN ({', '.join([p] * len(ids))})"
-        params += ids
-    sql += f" ORDER BY e.id LIMIT {int(limit)}"
-    rows = _rows(sql, tuple(params))
-    by_router: dict[int, list] = defaultdict(list)
-    for row in rows:
-        if row[2] is not None:
-            by_router[row[2]].append(row)
+        where = f" AND e.service_id IN ({', '.join([p] * len(ids))})"
+        params = ids
+    found = _rows(f"SELECT DISTINCT e.router_id FROM enforcement e JOIN router r ON r.id = e.router_id "
+                  f"WHERE r.active AND e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= {p}{where}",
+                  (now, *params))
     outcome = PushResult()
-    routers = {r.id: r for r in Router.select().where(Router.id.in_(list(by_router)))} if by_router else {}
-    for router_id, pending in by_router.items():
-        router = routers.get(router_id)
-        if router is None or not router.active:
+    if not found:
+        return outcome
+    routers = {r.id: r for r in Router.select().where(Router.id.in_([row[0] for row in found]))}
+    for router in sorted(routers.values(), key=lambda r: r.name):
+        if service_ids is not None and router.last_error:
             continue
-        outcome.merge(_push_router(router, pending, routers))
+        with _router_locks[router.id]:
+            pending = _rows(_PENDING_SQL.format(p=p) + f" AND e.router_id = {p}{where} ORDER BY e.id "
+                            f"LIMIT {int(limit)}", (now, router.id, *params))
+            if pending:
+                outcome.merge(_push_router(router, pending, routers))
     return outcome
 
 
 def _push_router(router: Router, pending: list, routers: dict) -> PushResult:
+    """Apply one router's pending rows (the caller holds the router's lock)."""
     outcome = PushResult()
     changes, moved = [], defaultdict(list)
-    for eid, _sid, _rid, state, desired, applied_state, applied, _attempts in pending:
-        want = subscriber_from_dict(_loads(desired))
+    for _eid, _sid, _rid, state, desired, applied_state, applied, _attempts in pending:
+        want = _parsed(desired)
         if applied and applied_state not in (None, "removed"):
             before = _loads(applied)
             old_router = before.get("router_id")
@@ -417,8 +433,7 @@ def _push_router(router: Router, pending: list, routers: dict) -> PushResult:
         if old is not None:
             with _router_locks[old.id]:
                 _apply(old, removals)
-    with _router_locks[router.id]:
-        applied, failed, error = _apply(router, changes)
+    applied, failed, error = _apply(router, changes)
     if error:
         failed = {c.subscriber.key: error for c in changes}
         outcome.unreachable[router.name] = error
@@ -426,12 +441,12 @@ def _push_router(router: Router, pending: list, routers: dict) -> PushResult:
     _note_router(router, error)
     done, bad, errors = [], [], {}
     for eid, _sid, _rid, state, desired, _a_state, _applied, attempts in pending:
-        key = _loads(desired)["key"]
+        key = _parsed(desired).key
         if key in applied:
             done.append((eid, state, desired, router.id))
             outcome.applied.append(key)
         else:
-            bad.append((eid, attempts))
+            bad.append((eid, attempts, state, desired))
             errors[eid] = failed.get(key, "not applied")
             outcome.failed[key] = errors[eid]
     _mark_applied(done)
@@ -460,26 +475,33 @@ class ReconcileResult:
 
 
 def reconcile(router: Router, today: dt.date | None = None, dry_run: bool = False) -> ReconcileResult:
-    """Make ``router`` hold exactly what billing wants: read once, diff, apply only the difference."""
+    """Make ``router`` hold exactly what billing wants: read once, diff, apply only the difference.
+
+    A dry run computes the same difference and changes nothing, in the database or on
+    the router.
+    """
     started = time.perf_counter()
     result = ReconcileResult(router=router.name)
-    with database.atomic():
-        _changed, rows = _refresh_router(router, today)
-    wanted: dict[str, tuple] = {}
-    for row in rows.values():
-        if row.text is None or row.router_id != router.id:
-            continue
-        want = _parsed(row.text)
-        wanted[want.key] = (row, want)
     with _router_locks[router.id]:
+        with database.atomic() as txn:
+            _changed, rows = _refresh_router(router, today)
+            if dry_run:
+                txn.rollback()
+        wanted: dict[str, tuple] = {}
+        for row in rows.values():
+            if row.text is None or row.router_id != router.id:
+                continue
+            want = _parsed(row.text)
+            wanted[want.key] = (row, want)
         try:
             held = {s.key: s for s in enforcers.read_state(router)}
         except OSError as exc:
             result.error = f"router unreachable: {exc}"
-        except PluginError as exc:
+        except Exception as exc:  # noqa: BLE001 - a missing or failing enforcer is this router's problem only
             result.error = str(exc)
         if result.error:
-            _note_router(router, result.error)
+            if not dry_run:
+                _note_router(router, result.error)
             result.seconds = time.perf_counter() - started
             return result
         result.read = len(held)
@@ -504,26 +526,26 @@ def reconcile(router: Router, today: dt.date | None = None, dry_run: bool = Fals
             result.seconds = time.perf_counter() - started
             return result
         applied, failed, error = _apply(router, changes)
-    if error:
-        result.error = error
-        failed = {c.subscriber.key: error for c in changes}
-    result.applied = len(applied)
-    result.failed = failed
-    done, bad, errors = list(in_step), [], {}
-    for change in changes:
-        key = change.subscriber.key
-        entry = wanted.get(key)
-        if entry is None:
-            continue
-        row = entry[0]
-        if key in applied:
-            done.append((row.id, row.state, row.text, router.id))
-        else:
-            bad.append((row.id, row.attempts))
-            errors[row.id] = failed.get(key, "not applied")
-    _mark_applied(done)
-    _mark_failed(bad, errors)
-    _note_router(router, error, reconciled=error is None)
+        if error:
+            result.error = error
+            failed = {c.subscriber.key: error for c in changes}
+        result.applied = len(applied)
+        result.failed = failed
+        done, bad, errors = list(in_step), [], {}
+        for change in changes:
+            key = change.subscriber.key
+            entry = wanted.get(key)
+            if entry is None:
+                continue
+            row = entry[0]
+            if key in applied:
+                done.append((row.id, row.state, row.text, router.id))
+            else:
+                bad.append((row.id, row.attempts, row.state, row.text))
+                errors[row.id] = failed.get(key, "not applied")
+        _mark_applied(done)
+        _mark_failed(bad, errors)
+        _note_router(router, error, reconciled=error is None)
     result.seconds = time.perf_counter() - started
     return result
 

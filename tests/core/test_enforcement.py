@@ -357,3 +357,101 @@ def test_service_events_refresh_and_push(memory):
     get_manager().hook.handle_event(event=DomainEvent(1, "service.cancelled", {"service_id": service.id},
                                                       utcnow()))
     assert f"svc-{service.id}" not in memory.held["tower-1"]
+
+
+def test_a_stale_push_that_lands_after_a_newer_one_is_pushed_again(memory):
+    router = _router()
+    service = _bound(router)
+    customer = service.customer
+
+    class Overtaken(MemoryRouter):
+        @hookimpl
+        def enforcer_describe(self):
+            return EnforcerInfo("overtaken", "Overtaken by another pusher")
+
+        @hookimpl
+        def enforcer_apply(self, router, changes):
+            if router.kind != "overtaken":
+                return None
+            # Another process changes the account and pushes the newer state first.
+            _set_state(customer, "suspended")
+            row = _row(service)
+            Enforcement.update(applied_state=row.desired_state, next_attempt_at=None).where(
+                Enforcement.id == row.id).execute()
+            return ApplyResult(applied=tuple(c.subscriber.key for c in changes))  # then the old state lands
+
+    from core.plugins import get_manager
+
+    get_manager().add(Overtaken(), "overtaken", "test")
+    Router.update(kind="overtaken").where(Router.id == router.id).execute()
+    enforcement.push_pending()
+    row = _row(service)
+    assert row.desired_state == "suspended" and row.next_attempt_at is not None  # the newest goes out again
+
+
+def test_a_failure_of_an_old_state_does_not_delay_a_newer_one(memory):
+    router = _router()
+    service = _bound(router)
+    customer = service.customer
+
+    class FailsLate(MemoryRouter):
+        @hookimpl
+        def enforcer_describe(self):
+            return EnforcerInfo("fails_late", "Fails after a change")
+
+        @hookimpl
+        def enforcer_apply(self, router, changes):
+            if router.kind != "fails_late":
+                return None
+            _set_state(customer, "suspended")
+            return ApplyResult(failed={c.subscriber.key: "busy" for c in changes})
+
+    from core.plugins import get_manager
+
+    get_manager().add(FailsLate(), "fails_late", "test")
+    Router.update(kind="fails_late").where(Router.id == router.id).execute()
+    before = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    enforcement.push_pending()
+    row = _row(service)
+    assert row.attempts == 0 and row.next_attempt_at <= before + dt.timedelta(seconds=1)  # due now, no backoff
+
+
+def test_a_dry_run_writes_nothing_to_the_database_either(memory):
+    router = _router()
+    service = _bound(router)
+    enforcement.push_pending()
+    Customer.update(state="suspended").where(Customer.id == service.customer_id).execute()  # not refreshed
+    result = enforcement.reconcile(router, DAY, dry_run=True)
+    assert result.changes == 1
+    row = _row(service)
+    assert row.desired_state == "active" and row.next_attempt_at is None
+    assert Router.get_by_id(router.id).last_reconcile_at is None
+
+
+def test_reconcile_all_goes_on_past_a_router_without_an_enforcer(memory):
+    broken = routers.add(name="a-broken", kind="memory", host="127.0.0.1")
+    Router.update(kind="gone").where(Router.id == broken.id).execute()
+    good = _router("b-good")
+    _bound(good)
+    results = {r.router: r for r in enforcement.reconcile_all(DAY)}
+    assert "no enforcer" in results["a-broken"].error
+    assert results["b-good"].error is None and results["b-good"].changes == 1
+
+
+def test_a_targeted_push_leaves_a_failing_router_to_the_retry_job(memory):
+    down, up = _router("tower-down"), _router("tower-up")
+    slow, fast = _bound(down), _bound(up)
+    memory.down.add("tower-down")
+    enforcement.push_pending()  # the retry job finds tower-down unreachable
+    calls = len(memory.calls)
+    result = enforcement.push_pending([slow.id, fast.id], now=_row(slow).next_attempt_at + dt.timedelta(seconds=1))
+    assert result.unreachable == {} and len(memory.calls) == calls  # tower-down not tried again by the event
+    assert _row(fast).next_attempt_at is None
+
+
+def test_rows_of_an_inactive_router_are_not_pushed(memory):
+    off = _router("tower-off")
+    service = _bound(off)
+    Router.update(active=False).where(Router.id == off.id).execute()
+    assert enforcement.push_pending().applied == [] and memory.calls == []
+    assert _row(service).attempts == 0
