@@ -125,10 +125,14 @@ def check(router: Router, pm=None) -> RouterCheck:
 def parse_portal_url(text: str) -> tuple[str, int]:
     """The (IP address, port) of a portal URL like ``http://10.0.0.2:8081``; refuses names and paths."""
     text = (text or "").strip()
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise ValidationError("the portal address must not contain spaces or control characters", "web.portal_url")
     parts = urlsplit(text)
     if parts.scheme != "http" or not parts.hostname:
         raise ValidationError(f"{text!r} is not an http:// address (routers redirect plain HTTP)",
                               "web.portal_url")
+    if parts.username or parts.password or parts.query or parts.fragment or "#" in text or "?" in text:
+        raise ValidationError("give the portal as http://ADDRESS:PORT, nothing more", "web.portal_url")
     try:
         address = str(ipaddress.ip_address(parts.hostname))
     except ValueError:
@@ -143,6 +147,12 @@ def parse_portal_url(text: str) -> tuple[str, int]:
     return address, port
 
 
+def portal_url(address: str, port: int) -> str:
+    """The portal's URL as stored and printed, rebuilt from its parts."""
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}"
+
+
 def setup_context(pm=None) -> SetupContext:
     """What a router's setup script needs: the portal and the hosts payers must reach."""
     from core import gateways
@@ -152,6 +162,7 @@ def setup_context(pm=None) -> SetupContext:
         raise ValidationError("set web.portal_url first: this server's portal port by IP address, "
                               "e.g. http://10.0.0.2:8081", "web.portal_url")
     address, port = parse_portal_url(portal)
+    portal = portal_url(address, port)
     hosts = []
     for info in gateways.available(pm).values():
         for name in getattr(info, "hosts", ()) or ():

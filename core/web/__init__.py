@@ -38,6 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     set_manager(pm)
 
     app = Flask(__name__, template_folder=str(TEMPLATE_DIR), static_folder="static")
+    direct_app = app.wsgi_app
     if config.trusted_proxies:
         # Behind a reverse proxy the client's address, scheme and host come from its headers;
         # pay links, gateway callbacks and source-address checks need the real ones.
@@ -59,7 +60,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config.get("PORTAL_PORT"):
         from core.web.portal import PortalRedirect
 
-        app.wsgi_app = PortalRedirect(app.wsgi_app, app.config["PORTAL_PORT"])
+        # Routers send subscribers to the portal port directly, never through the proxy:
+        # forwarded headers arriving there are the subscriber's own, and are ignored.
+        app.wsgi_app = PortalRedirect(app.wsgi_app, app.config["PORTAL_PORT"], direct=direct_app)
 
     csrf.init_app(app)
     htmx.init_app(app)

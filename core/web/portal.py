@@ -13,17 +13,24 @@ PASS_THROUGH = ("/suspended", "/pay/", "/static/")
 
 
 class PortalRedirect:
-    """WSGI middleware: on ``port``, send every other path to ``/suspended``."""
+    """WSGI middleware: on ``port``, send every other path to ``/suspended``.
 
-    def __init__(self, app, port: int):
+    Requests on the portal port go to ``direct`` (the app without the reverse-proxy
+    header handling, when there is one): the source address the page recognises a
+    subscriber by must be the connection's own.
+    """
+
+    def __init__(self, app, port: int, direct=None):
         self.app = app
+        self.direct = direct or app
         self.port = str(port)
 
     def __call__(self, environ, start_response):
-        if environ.get("SERVER_PORT") == self.port:
-            path = environ.get("PATH_INFO") or "/"
-            if not any(path == p.rstrip("/") or path.startswith(p) for p in PASS_THROUGH):
-                start_response("302 Found", [("Location", "/suspended"), ("Cache-Control", "no-store"),
-                                             ("Content-Length", "0")])
-                return [b""]
-        return self.app(environ, start_response)
+        if environ.get("SERVER_PORT") != self.port:
+            return self.app(environ, start_response)
+        path = environ.get("PATH_INFO") or "/"
+        if not any(path == p.rstrip("/") or path.startswith(p) for p in PASS_THROUGH):
+            start_response("302 Found", [("Location", "/suspended"), ("Cache-Control", "no-store"),
+                                         ("Content-Length", "0")])
+            return [b""]
+        return self.direct(environ, start_response)

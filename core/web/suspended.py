@@ -4,8 +4,10 @@ Routers send a suspended subscriber's web traffic here. The page recognises the
 subscriber by the address the request comes from (a service's IP address), or asks for the
 account number, and shows what is owed with a pay link per open invoice, so the subscriber
 can pay and be back online without calling anyone. Looking up by account number also asks
-for the last four digits of the phone number or the e-mail address on file, when there is
-one, and is limited per source address, so the page cannot be used to list customers.
+for the last four digits of the phone number or the e-mail address on file (a customer with
+neither is asked to contact the operator), and is limited per source address and per
+account number, so the page cannot be used to list customers. The limits are kept in
+memory, per web process.
 """
 
 from __future__ import annotations
@@ -23,20 +25,30 @@ bp = Blueprint("suspended", __name__)
 
 LOOKUPS_PER_WINDOW = 10
 WINDOW_SECONDS = 600
+MAX_TRACKED = 20_000  # sources and accounts remembered at once; the oldest are forgotten first
 _lookups: dict[str, deque] = defaultdict(deque)
 _lock = threading.Lock()
 
 
-def _allowed(address: str) -> bool:
-    """Whether ``address`` may try another account-number lookup now (a sliding window)."""
+def _allowed(*names: str) -> bool:
+    """Whether another account-number lookup may go ahead for all of ``names`` now (sliding windows)."""
     now = time.monotonic()
     with _lock:
-        seen = _lookups[address]
-        while seen and now - seen[0] > WINDOW_SECONDS:
-            seen.popleft()
-        if len(seen) >= LOOKUPS_PER_WINDOW:
+        if len(_lookups) > MAX_TRACKED:
+            for name in [n for n, seen in _lookups.items() if not seen or now - seen[-1] > WINDOW_SECONDS]:
+                del _lookups[name]
+            while len(_lookups) > MAX_TRACKED:
+                del _lookups[next(iter(_lookups))]
+        windows = []
+        for name in names:
+            seen = _lookups[name]
+            while seen and now - seen[0] > WINDOW_SECONDS:
+                seen.popleft()
+            windows.append(seen)
+        if any(len(seen) >= LOOKUPS_PER_WINDOW for seen in windows):
             return False
-        seen.append(now)
+        for seen in windows:
+            seen.append(now)
         return True
 
 
@@ -50,11 +62,11 @@ def customer_at(address: str | None) -> Customer | None:
 
 
 def _proof_matches(customer: Customer, proof: str) -> bool:
-    """Whether ``proof`` is the e-mail address or the last four phone digits on file (or nothing is on file)."""
+    """Whether ``proof`` is the e-mail address or the last four phone digits on file."""
     digits = "".join(ch for ch in (customer.phone or "") if ch.isdigit())
-    if not digits and not customer.email:
-        return True
     proof = proof.strip()
+    if not proof:
+        return False
     if customer.email and proof.lower() == customer.email.lower():
         return True
     return bool(digits) and len(proof) == 4 and proof.isdigit() and digits.endswith(proof)
@@ -94,12 +106,13 @@ def page():
     proof = (request.args.get("check") or "").strip()[:254]
     customer, error, status = None, None, 200
     if account:
-        if not _allowed(address or "?"):
+        if not _allowed(f"from:{address or '?'}", f"account:{account.casefold()}"):
             return _render(429, error="Too many tries from this connection. Please wait a few minutes.",
                            account=account, customer=None)
         candidate = Customer.get_or_none(Customer.account_number == account)
         if candidate is None or not _proof_matches(candidate, proof):
-            error, status = "We could not find that account with those details. Check them and try again.", 404
+            error, status = ("We could not find that account with those details. Check them and try again, "
+                             "or contact us."), 404
         else:
             customer = candidate
     else:

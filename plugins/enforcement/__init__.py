@@ -8,10 +8,11 @@ SERVICE_EVENTS = ("service.created", "service.changed", "service.cancelled")
 
 
 def _portal_url(text: str) -> str:
-    from core.routers import parse_portal_url
+    from core.routers import parse_portal_url, portal_url
 
-    parse_portal_url(text)
-    return text.strip()
+    if not text.strip():
+        return ""
+    return portal_url(*parse_portal_url(text))
 
 
 @hookimpl

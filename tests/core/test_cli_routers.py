@@ -118,10 +118,15 @@ def test_script_needs_the_portal_address_then_prints_the_redirect(db, cli, lab, 
     missing = cli("routers", "script", "tower-1")
     assert missing.exit_code == 2 and "web.portal_url" in missing.output
     assert cli("settings", "set", "web.portal_url", "http://billing.example.net:8081").exit_code == 2
-    assert cli("settings", "set", "web.portal_url", "http://10.0.0.2:8081").exit_code == 0
+    for sneaky in ("http://10.0.0.2:8081#\n/ip firewall filter remove [find]\n#", "http://10.0.0.2:8081/?x=1",
+                   "http://admin:pw@10.0.0.2:8081", "http://10.0.0.2:8081/ tail"):
+        refused = cli("settings", "set", "web.portal_url", sneaky)
+        assert refused.exit_code == 2, sneaky
+    assert cli("settings", "set", "web.portal_url", "http://10.0.0.2:8081/").exit_code == 0
     script = cli("routers", "script", "tower-1")
     assert script.exit_code == 0
     assert "to-addresses=10.0.0.2" in script.output and "to-ports=8081" in script.output
     assert "checkout.stripe.com" in script.output  # the walled garden of the built-in gateways
+    assert "remove [find]" not in script.output
     with connection():
         assert settings.get("web.portal_url") == "http://10.0.0.2:8081"

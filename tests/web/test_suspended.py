@@ -64,6 +64,42 @@ def test_account_lookups_are_limited_per_address(client, db):
     assert other.status_code == 200
 
 
+def test_an_account_without_a_phone_or_email_is_not_shown_by_number_alone(client, db):
+    c = make_customer(name="Chidi Okafor")
+    make_issued_invoice(c, 100_000)
+    page = client.get(f"/suspended?account={c.account_number}", environ_base={"REMOTE_ADDR": "10.99.0.4"})
+    assert page.status_code == 404 and "Chidi" not in page.get_data(as_text=True)
+    assert PayLink.select().count() == 0
+
+
+def test_one_account_cannot_be_guessed_at_from_many_addresses(client, db):
+    customer, _invoice = _subscriber(db)
+    for n in range(suspended.LOOKUPS_PER_WINDOW):
+        client.get(f"/suspended?account={customer.account_number}&check={n:04d}",
+                   environ_base={"REMOTE_ADDR": f"10.98.0.{n + 1}"})
+    right = client.get(f"/suspended?account={customer.account_number}&check=3456",
+                       environ_base={"REMOTE_ADDR": "10.98.1.1"})
+    assert right.status_code == 429
+
+
+def test_forwarded_headers_are_ignored_on_the_portal_port(db, db_url, pm, tmp_path, monkeypatch):
+    from core.web import create_app
+
+    _subscriber(db)
+    db.close()
+    monkeypatch.setenv("WISPBILL_TRUSTED_PROXIES", "1")
+    app = create_app({"DATABASE_URL": db_url, "DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 32,
+                      "PLUGIN_MANAGER": pm, "TESTING": True, "PORTAL_PORT": 8081})
+    client = app.test_client()
+    spoofed = {"X-Forwarded-For": "10.20.0.7"}
+    on_portal = client.get("/suspended", headers=spoofed,
+                           environ_overrides={"SERVER_PORT": "8081", "REMOTE_ADDR": "10.99.9.9"})
+    assert on_portal.status_code == 200 and "Hello" not in on_portal.get_data(as_text=True)
+    via_proxy = client.get("/suspended", headers=spoofed,
+                           environ_overrides={"SERVER_PORT": "8080", "REMOTE_ADDR": "127.0.0.1"})
+    assert "Hello Amina" in via_proxy.get_data(as_text=True)  # the trusted proxy said who it is
+
+
 def test_nothing_owed_says_so(client, db):
     c = make_customer(name="Brian")
     make_service(customer=c, ip_address="10.20.0.8", status="active")
