@@ -173,7 +173,10 @@ class PluginManager(pluggy.PluginManager):
                 value = impl.function(**{a: kwargs[a] for a in impl.argnames})
             except Exception as exc:
                 error = PluginError(impl.plugin_name, hook_name, exc)
-                log.exception("%s", error)
+                if isinstance(exc, OSError):
+                    log.warning("%s", error)
+                else:
+                    log.exception("%s", error)
                 yield impl.plugin_name, None, error
                 continue
             yield impl.plugin_name, value, None
@@ -231,7 +234,9 @@ class PluginManager(pluggy.PluginManager):
         ``ValidationError`` from the plugin in charge passes through unchanged (it is the
         contract for refusing input). Any other exception is logged and the next plugin is
         asked; if no plugin answers, the first such failure is raised as a
-        :class:`PluginError`. Returns ``(None, None)`` when nobody answered.
+        :class:`PluginError`. Returns ``(None, None)`` when nobody answered. An ``OSError``
+        (a router or server that cannot be reached) is logged in one line, without a
+        traceback: it is an everyday failure the caller reports and retries.
         """
         failure = None
         for impl in self._impls(hook_name):
@@ -241,7 +246,10 @@ class PluginManager(pluggy.PluginManager):
                 raise
             except Exception as exc:
                 error = PluginError(impl.plugin_name, hook_name, exc)
-                log.exception("%s", error)
+                if isinstance(exc, OSError):
+                    log.warning("%s", error)
+                else:
+                    log.exception("%s", error)
                 failure = failure or error
                 continue
             if value is not None:

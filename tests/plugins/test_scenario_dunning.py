@@ -113,8 +113,8 @@ def test_unpaid_reminded_throttled_suspended_then_paid_and_restored_within_a_sec
         db.close()
         scheduler = Scheduler(wispbill_env(db_url, tmp_path))
         try:
-            scheduler.wait_for("scheduler starting with", timeout=20)
-            time.sleep(0.5)
+            scheduler.wait_for("holds the lease", timeout=20)
+            time.sleep(0.3)  # its fast loop is up
             db.connect(reuse_if_open=True)
             started = time.perf_counter()
             payments.add_manual(Customer.get_by_id(customer.id), Money(250_000, "KES"), method="cash",
