@@ -50,9 +50,9 @@ def test_renew_extends_and_keeps_the_acquired_time(db):
 
 
 def test_an_expired_lease_is_taken_over_and_the_old_holder_learns_it_lost(db):
-    assert lease.acquire(NAME, "a", 0.3)
+    assert lease.acquire(NAME, "a", 1.0)
     assert not lease.acquire(NAME, "b", 30)
-    time.sleep(0.4)
+    time.sleep(1.1)
     assert lease.current(NAME).expired
     assert lease.acquire(NAME, "b", 30)
     state = lease.current(NAME)
@@ -63,8 +63,8 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_learns_it_lost(db):
 
 
 def test_an_expired_lease_nobody_took_can_still_be_renewed(db):
-    assert lease.acquire(NAME, "a", 0.1)
-    time.sleep(0.2)
+    assert lease.acquire(NAME, "a", 0.5)
+    time.sleep(0.6)
     assert lease.renew(NAME, "a", 30)
     assert not lease.current(NAME).expired
 

@@ -393,7 +393,7 @@ def test_a_runner_that_cannot_reach_the_database_stops_its_jobs_before_the_lease
     monkeypatch.setattr(lease, "acquire", unreachable)
     cut = time.monotonic()
     assert wait_until(lambda: not runner.leading.is_set(), timeout=3)
-    assert time.monotonic() - cut < 0.6 + 0.3
+    assert time.monotonic() - cut < 0.6 + 1.0
     assert "scheduler could not renew the lease in time: stopping the jobs" in runner.lines
     stopped_at = ticker.runs
     time.sleep(0.3)

@@ -68,7 +68,7 @@ def test_one_leader_runs_the_jobs_and_a_standby_takes_over_after_kill_9(start):
 
     # An event committed by another process (this one) reaches the leader's outbox loop fast, once.
     latency, row = emit_and_time_delivery({"customer_id": 1})
-    assert latency < 1.0 and row.attempts == 1
+    assert latency < 2.0 and row.attempts == 1  # well under the old 5 s; bench enforce times it
     assert holder_now() == leader.holder
     assert not any("scheduler running" in line for line in standby.lines)
 
@@ -80,7 +80,7 @@ def test_one_leader_runs_the_jobs_and_a_standby_takes_over_after_kill_9(start):
     assert holder_now() == standby.holder
 
     latency, row = emit_and_time_delivery({"customer_id": 2})
-    assert latency < 1.0 and row.attempts == 1
+    assert latency < 2.0 and row.attempts == 1  # well under the old 5 s; bench enforce times it
 
 
 def test_sigterm_releases_the_lease_so_the_standby_takes_over_at_once(start):
