@@ -44,6 +44,19 @@ def _emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+def _out(data, text: str, as_json: bool) -> None:
+    """Print ``data`` as JSON with ``--json``, else the line ``text``."""
+    if as_json:
+        _emit_json(data)
+    else:
+        click.echo(text)
+
+
+def _money(value: dict) -> str:
+    """A money dict of a ``--json`` answer (``{"minor": ..., "currency": ...}``) as people read it."""
+    return str(Money.from_dict(value))
+
+
 def open_database(require_current: bool = True):
     """Bind and check the configured database; with ``require_current``, refuse an old schema."""
     config = load_config()

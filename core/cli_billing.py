@@ -12,21 +12,10 @@ from pathlib import Path
 import click
 
 from core import audit, billing, charges, credit_notes, customers, invoices, ledger, promos, services, validate
-from core.cli import Group, _actor, _emit_json, _listing, cli, customers_group, open_database
+from core.cli import Group, _actor, _emit_json, _listing, _money, _out, cli, customers_group, open_database
 from core.clock import today
 from core.models import BILLING_MODES
 from core.money import Money
-
-
-def _out(data, text: str, as_json: bool) -> None:
-    if as_json:
-        _emit_json(data)
-    else:
-        click.echo(text)
-
-
-def _money(value: dict) -> str:
-    return str(Money.from_dict(value))
 
 
 # --- customers show / promo ----------------------------------------------------------

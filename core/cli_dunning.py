@@ -11,21 +11,10 @@ import sys
 import click
 
 from core import audit, customers, dunning, dunning_policies, validate
-from core.cli import Group, _actor, _emit_json, cli, open_database
+from core.cli import Group, _actor, _emit_json, _money, _out, cli, open_database
 from core.clock import today
 from core.models import Customer
 from core.money import Money
-
-
-def _out(data, text: str, as_json: bool) -> None:
-    if as_json:
-        _emit_json(data)
-    else:
-        click.echo(text)
-
-
-def _money(value: dict) -> str:
-    return str(Money.from_dict(value))
 
 
 def _evaluation_text(evaluation: dunning.Evaluation) -> str:

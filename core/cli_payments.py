@@ -10,16 +10,9 @@ from pathlib import Path
 import click
 
 from core import audit, customers, gateways, invoices, payments, receipts, refunds, reviews, validate
-from core.cli import Group, _actor, _emit_json, _listing, cli, open_database
+from core.cli import Group, _actor, _emit_json, _listing, _out, cli, open_database
 from core.hooktypes import Notification
 from core.money import Money
-
-
-def _out(data, text: str, as_json: bool) -> None:
-    if as_json:
-        _emit_json(data)
-    else:
-        click.echo(text)
 
 
 @cli.group(cls=Group)

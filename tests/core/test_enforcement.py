@@ -15,7 +15,7 @@ from core.db import database
 from core.hooktypes import ApplyResult, EnforcerInfo, SubscriberState
 from core.models import Customer, DunningPolicy, Enforcement, Router, Service
 from core import hookimpl
-from tests.factories import make_customer, make_plan, make_service
+from tests.factories import make_plan, make_service
 
 DAY = dt.date(2026, 3, 1)
 
