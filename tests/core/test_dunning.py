@@ -9,7 +9,6 @@ it commits. Other dunning test modules import their shared fixtures from here.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from types import SimpleNamespace
 
 import pytest
@@ -21,6 +20,7 @@ from core.db import database
 from core.dunning_policies import Policy
 from core.errors import ValidationError
 from core.models import AuditEvent, Customer, DunningPolicy, Event, Plan
+from tests.concurrency import at_once
 from tests.factories import kes, make_customer, make_issued_invoice, make_plan, make_service
 
 D = dt.date
@@ -456,31 +456,6 @@ def test_the_run_decides_as_evaluating_each_customer_would(db, pm):
 
 
 # --- two at once -------------------------------------------------------------------
-
-def at_once(workers: int, work) -> list:
-    """``work()`` in ``workers`` threads released together (each has its own connection)."""
-    barrier = threading.Barrier(workers)
-    results, errors = [], []
-
-    def run():
-        try:
-            database.connect(reuse_if_open=True)  # connected before the start, so that they really race
-            barrier.wait(10)
-            results.append(work())
-        except Exception as exc:  # re-raised below
-            errors.append(exc)
-        finally:
-            database.close()
-
-    threads = [threading.Thread(target=run) for _ in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    if errors:
-        raise errors[0]
-    return results
-
 
 @pytest.mark.parametrize("prepaid", [False, True], ids=["postpaid", "prepaid"])
 def test_concurrent_evaluations_of_one_customer_make_one_transition(db, pm, prepaid):

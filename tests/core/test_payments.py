@@ -21,6 +21,7 @@ from core.models import (
     Refund,
 )
 from core.money import Money
+from tests.concurrency import at_once
 from tests.factories import kes, make_customer, make_issued_invoice, notice
 
 D = dt.date
@@ -75,34 +76,6 @@ def test_the_same_notice_a_hundred_times_is_one_payment(db, pm):
     assert Payment.select().count() == 1
     assert LedgerEntry.select().where(LedgerEntry.kind == "payment").count() == 1
     assert Event.select().where(Event.name == "payment.received").count() == 1
-
-
-def at_once(workers: int, work) -> list:
-    """Run ``work()`` in ``workers`` threads released together; their results, any error re-raised."""
-    import threading
-
-    from core.db import database
-
-    start = threading.Barrier(workers)
-    results, errors = [], []
-
-    def run():
-        try:
-            start.wait(10)
-            results.append(work())
-        except Exception as exc:  # re-raised below
-            errors.append(exc)
-        finally:
-            database.close()  # each thread has a connection of its own
-
-    threads = [threading.Thread(target=run) for _ in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    if errors:
-        raise errors[0]
-    return results
 
 
 @pytest.mark.parametrize("workers", [2, 6])
