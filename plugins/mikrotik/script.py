@@ -20,10 +20,24 @@ _HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9*]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/,-]*$")
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$", "?": "\\?", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _quote(value: str) -> str:
-    """A value as a RouterOS string literal."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
-    return f'"{escaped}"'
+    """A value as a RouterOS string literal, on one line whatever it holds.
+
+    ``?`` is escaped too: pasted into a RouterOS terminal it would open the help.
+    Other control characters become ``\\XX`` hex escapes.
+    """
+    out = []
+    for ch in value:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def _once(find: str, add: str) -> str:

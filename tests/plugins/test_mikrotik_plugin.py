@@ -163,3 +163,12 @@ def test_register_commands_without_the_lab_adds_nothing(monkeypatch):
     group = click.Group("root")
     mikrotik.register_commands(cli=group)
     assert "lab" not in group.commands
+
+
+def test_script_strings_stay_on_one_line_whatever_they_hold():
+    from plugins.mikrotik.script import _quote
+
+    assert _quote('a "b" $c\\d') == '"a \\"b\\" \\$c\\\\d"'
+    sneaky = _quote("x\n/ip firewall filter remove [find]\r\t?\x01")
+    assert "\n" not in sneaky and "\r" not in sneaky
+    assert sneaky == '"x\\n/ip firewall filter remove [find]\\r\\t\\?\\01"'
