@@ -3,8 +3,9 @@
 For each change the entries held for its key come from the connection's last full read
 when it is fresh, else from lookups (a print by queue name, by secret comment or name,
 by hotspot user name, and one print of the suspend list per call). Then, entry by
-entry: add what is missing, set what differs, remove what should not be there, and
-kick the live session when a PPP profile or a hotspot user's access changed.
+entry: add what is missing, set what differs, remove what should not be there. The live
+sessions to end (a PPP profile or a hotspot user's access changed) are gathered and
+ended once the changes are written: one print of the sessions of those users, one remove.
 
 A refusal (``!trap``) fails that change only. A connection error is raised: the changes
 not yet reported stay pending in the core and are retried (repeating a change is
@@ -16,6 +17,7 @@ from __future__ import annotations
 from librouteros.exceptions import TrapError
 
 from core.hooktypes import ApplyResult, Change, SubscriberState
+from plugins.mikrotik import sessions
 from plugins.mikrotik.connection import Link, wrote
 from plugins.mikrotik.mapping import (
     ADDRESS,
@@ -39,7 +41,7 @@ from plugins.mikrotik.reader import load_profiles, print_menu, profile_proplist,
 
 # From this many changes in one call, one full read is cheaper than lookups per change.
 BATCH_READ = 16
-PPP_ACTIVE, HOTSPOT_ACTIVE = "/ppp/active", "/ip/hotspot/active"
+PPP_ACTIVE, HOTSPOT_ACTIVE = sessions.PPP_ACTIVE, sessions.HOTSPOT_ACTIVE
 # The suspend list goes first: a suspension stops traffic, and a restore lets it through, at once.
 _ORDER = (ADDRESS, QUEUE, SECRET, HOTSPOT)
 _NAMED = {QUEUE: "queue", SECRET: "PPP secret", HOTSPOT: "hotspot user"}
@@ -62,18 +64,26 @@ class Applier:
         self.layout = link.config.layout
         self._listed: dict[str, list] | None = None
         self._left: dict[str, Held] = {}  # what each change left on the router
+        self._kicks: sessions.Kicks | None = None
 
     # -- entry point ------------------------------------------------------------------
 
     def apply(self, changes: list[Change]) -> ApplyResult:
         """Apply every change; refusals are reported per key, connection errors raised."""
         seen = self.link.seen
-        if len(changes) >= BATCH_READ and (seen is None or not seen.fresh()):
-            read_held(self.link)
         writes = self.link.writes
+        self._kicks = sessions.Kicks(self.link.key)  # with the sessions an earlier apply could not end
         try:
-            return self._apply_each(changes)
+            if len(changes) >= BATCH_READ and (seen is None or not seen.fresh()):
+                read_held(self.link)
+            result = self._apply_each(changes)
+            failed = self._kicks.end(self.link)
+            if failed:
+                result = ApplyResult(applied=tuple(key for key in result.applied if key not in failed),
+                                     failed={**result.failed, **failed})
+            return result
         finally:
+            self._kicks.owe()
             if self.link.writes != writes:
                 wrote(self.link, self.link.seen)
             if self.link.is_open:
@@ -173,7 +183,7 @@ class Applier:
             now_rows = self.sync(kind, sub.key, held.get(kind), want.get(kind), want)
             now.get(kind).extend(now_rows)
         self._remember(sub.key, now)
-        self._kick_after_set(held, want)
+        self._kick_after_set(sub.key, held, want)
 
     def sync(self, kind: str, key: str, rows: list, wanted: dict | None, want: Entries) -> list:
         """Make the entries of one kind match ``wanted``; returns the rows as they now are."""
@@ -286,9 +296,9 @@ class Applier:
         for kind in (SECRET, HOTSPOT, QUEUE, ADDRESS):
             self._remove(kind, sub.key, held.get(kind))
         for row in held.secret:
-            self.kick(PPP_ACTIVE, "name", row.get("name"))
+            self._kicks.add(PPP_ACTIVE, row.get("name"), sub.key)
         for row in held.hotspot:
-            self.kick(HOTSPOT_ACTIVE, "user", row.get("name"))
+            self._kicks.add(HOTSPOT_ACTIVE, row.get("name"), sub.key)
         self._remember(sub.key, Held())
 
     def _remove(self, kind: str, key: str, rows: list) -> None:
@@ -307,32 +317,19 @@ class Applier:
 
     # -- sessions -------------------------------------------------------------------------
 
-    def _kick_after_set(self, before: Held, want: Entries) -> None:
-        """End the sessions that run under what just changed (a profile, an address, a name, a suspension)."""
+    def _kick_after_set(self, key: str, before: Held, want: Entries) -> None:
+        """Mark the sessions that run under what just changed (a profile, an address, a name, a
+        suspension) to be ended."""
         new = want.secret
         for old in before.secret:
             if new is None or any(str(old.get(name) or "") != str(new.get(name) or "")
                                   for name in ("name", "profile", "remote-address")):
-                self.kick(PPP_ACTIVE, "name", old.get("name"))
+                self._kicks.add(PPP_ACTIVE, old.get("name"), key)
         new = want.hotspot
         for old in before.hotspot:
             if (new is None or old.get("name") != new["name"]
                     or (truth(new["disabled"]) and not truth(old.get("disabled")))):
-                self.kick(HOTSPOT_ACTIVE, "user", old.get("name"))
-
-    def kick(self, path: str, field: str, name: str | None) -> None:
-        """End the live sessions of user ``name`` so that it logs in again under what it now has."""
-        if not name:
-            return
-        rows = print_menu(self.link, path, (".id",), f"?{field}={name}")
-        ids = [row[".id"] for row in rows if row.get(".id")]
-        if not ids:
-            return
-        try:
-            self.link.remove(path, ids)
-        except TrapError as exc:
-            if not _is(exc, "no such item"):  # the session ended by itself meanwhile
-                raise
+                self._kicks.add(HOTSPOT_ACTIVE, old.get("name"), key)
 
 
 def _username(kind: str, attrs: dict) -> str | None:

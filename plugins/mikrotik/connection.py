@@ -1,104 +1,33 @@
 """Connections to RouterOS routers: one per router and thread, kept and reused.
 
-librouteros logs in; after that every command goes through :meth:`Link.command`, which
-reads the reply straight from a buffered socket (a print of ten thousand rows costs a
+librouteros logs in; after that every command goes through :meth:`Link.command` (or
+:meth:`Link.commands`, several sent at once), which reads the reply straight from a
+buffered socket (see :mod:`plugins.mikrotik.wire`: a print of ten thousand rows costs a
 few reads, not three system calls a word) and turns it into plain ``dict[str, str]``
-rows. A ``!trap`` comes back as :class:`TrapError` and leaves the connection usable;
-anything else that goes wrong (a timeout, a closed socket, a reply that cannot be read)
-throws the connection away, since the next reply might belong to this command, and is
-raised as an ``OSError`` so that the core retries later.
+rows, or leaves them encoded for the reader. A ``!trap`` comes back as
+:class:`TrapError` and leaves the connection usable; anything else that goes wrong (a
+timeout, a closed socket, a reply that cannot be read) throws the connection away, since
+the next reply might belong to this command, and is raised as an ``OSError`` so that the
+core retries later.
 """
 
 from __future__ import annotations
 
-import socket
 import ssl
 import threading
 import weakref
 
 import librouteros
-from librouteros.connections import SocketTransport
-from librouteros.exceptions import ConnectionClosed, LibRouterosError, TrapError
+from librouteros.exceptions import LibRouterosError, TrapError
 
 from plugins.mikrotik.settings import RouterConfig
+from plugins.mikrotik.wire import ENCODING, Reply, Wire, attributes, encode
 
-ENCODING = "utf-8"
-_CHUNK = 1 << 18
 _BAD_LOGIN = "invalid user name or password"
 
 
 class LoginRefused(Exception):
     """The router refused our user name and password (not an ``OSError``: retrying will not help)."""
-
-
-class Wire(SocketTransport):
-    """librouteros' socket transport with a receive buffer, and a fast reader of whole replies."""
-
-    def __init__(self, sock: socket.socket):
-        super().__init__(sock)
-        self._buf = bytearray()
-        self._pos = 0
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(_CHUNK)
-        if not chunk:
-            raise ConnectionClosed("the router closed the connection")
-        if self._pos:
-            del self._buf[:self._pos]
-            self._pos = 0
-        self._buf += chunk
-
-    def read(self, length: int) -> bytes:
-        while len(self._buf) - self._pos < length:
-            self._fill()
-        start = self._pos
-        self._pos += length
-        return bytes(self._buf[start:self._pos])
-
-    def sentence(self) -> list[str]:
-        """The next sentence's words (decoded), reading from the socket as needed."""
-        while True:
-            words = self._parse()
-            if words is not None:
-                return words
-            self._fill()
-
-    def _parse(self) -> list[str] | None:
-        buf, pos, end = self._buf, self._pos, len(self._buf)
-        words = []
-        while pos < end:
-            first = buf[pos]
-            if first < 0x80:
-                size, length = 1, first
-            else:
-                size = 2 if first < 0xC0 else 3 if first < 0xE0 else 4 if first < 0xF0 else 5 if first < 0xF8 else 0
-                if not size:
-                    raise ConnectionClosed(f"reserved control byte 0x{first:02X} in the router's reply")
-                if pos + size > end:
-                    return None
-                if size == 5:
-                    length = int.from_bytes(buf[pos + 1:pos + 5], "big")
-                else:
-                    length = int.from_bytes(buf[pos:pos + size], "big") & ((1 << (7 * size)) - 1)
-            if pos + size + length > end:
-                return None
-            start = pos + size
-            pos = start + length
-            if length == 0:
-                self._pos = pos
-                return words
-            words.append(buf[start:pos].decode(ENCODING, "replace"))
-        return None
-
-
-def row_of(words) -> dict[str, str]:
-    """A reply sentence's attribute words (``=name=value``) as a dict."""
-    row = {}
-    for word in words:
-        if word[:1] == "=":
-            name, _, value = word[1:].partition("=")
-            row[name] = value
-    return row
 
 
 class Link:
@@ -165,22 +94,34 @@ class Link:
     def command(self, cmd: str, *words: str, raw: bool = False) -> list:
         """Send one command and return its ``!re`` rows (and the ``!done`` attributes, such as ``ret``).
 
-        With ``raw``, each row is its list of attribute words, unparsed. Raises
-        :class:`TrapError` for a refusal (the connection stays), ``OSError`` for anything else
-        (the connection is closed first).
+        With ``raw``, each row is the bytes of its attribute words (see
+        :func:`~plugins.mikrotik.wire.attributes`). Raises :class:`TrapError` for a refusal (the
+        connection stays), ``OSError`` for anything else (the connection is closed first).
         """
+        return self._run(lambda: self._exchange(cmd, words, raw))
+
+    def commands(self, batch, known=None) -> list:
+        """Send the commands of ``batch`` (each its words, the command first) together.
+
+        Returns for each its raw rows, or its :class:`TrapError` (not raised). ``known`` holds
+        rows of earlier replies, read faster when they come again (see
+        :meth:`~plugins.mikrotik.wire.Wire.reply`). ``OSError`` as for :meth:`command`.
+        """
+        return self._run(lambda: self._exchange_many(batch, known))
+
+    def _run(self, call):
         if self.api is None:
             self.open()
         if self.untested:
             try:
-                return self._once(cmd, words, raw)
+                return self._guarded(call)
             except ConnectionError:
                 self.open()  # closed by the router while idle (a reboot): once more, on a new connection
-        return self._once(cmd, words, raw)
+        return self._guarded(call)
 
-    def _once(self, cmd: str, words, raw: bool) -> list:
+    def _guarded(self, call):
         try:
-            return self._exchange(cmd, words, raw)
+            return call()
         except TrapError:
             self.untested = False
             raise
@@ -191,31 +132,26 @@ class Link:
             raise
 
     def _exchange(self, cmd: str, words, raw: bool) -> list:
-        self.api.protocol.writeSentence(cmd, *words)
-        rows, traps = [], []
-        wire = self.wire
-        while True:
-            sentence = wire.sentence()
-            if not sentence:
-                continue
-            reply = sentence[0]
-            if reply == "!re":
-                rows.append(sentence[1:] if raw else row_of(sentence[1:]))
-            elif reply == "!done":
-                if len(sentence) > 1:
-                    rows.append(sentence[1:] if raw else row_of(sentence[1:]))
-                break
-            elif reply == "!trap":
-                traps.append(row_of(sentence[1:]))
-            elif reply == "!fatal":
-                raise ConnectionClosed("router ended the session: " + " ".join(sentence[1:]))
-            # !empty (RouterOS 7.18+) and anything unknown carry no rows
+        self.wire.write(encode((cmd, *words)))
+        result = _result(self.wire.reply(), raw)
         self.untested = False
-        if traps:
-            messages = [t.get("message", "unknown error") for t in traps]
-            category = traps[0].get("category")
-            raise TrapError("; ".join(messages), int(category) if category and category.isdigit() else None)
-        return rows
+        if isinstance(result, TrapError):
+            raise result
+        return result
+
+    def _exchange_many(self, batch, known) -> list:
+        wire = self.wire
+        if not batch:
+            return []
+        wire.write(encode(batch[0]))
+        # The rest goes once the first answer has begun, so that the router builds those
+        # replies while this side is still reading the first.
+        if len(batch) > 1:
+            wire.wait()
+            wire.write(b"".join(encode(words) for words in batch[1:]))
+        results = [_result(wire.reply(known), True) for _ in batch]
+        self.untested = False
+        return results
 
     def print(self, path: str, proplist, *query: str, raw: bool = False) -> list:
         """Rows of ``path`` with only the attributes in ``proplist``, filtered by ``query`` words."""
@@ -243,6 +179,19 @@ class Link:
         if ids:
             self.writes += 1
             self.command(f"{path}/remove", f"=.id={ids}")
+
+
+def _result(reply: Reply, raw: bool):
+    """A reply's rows (the ``!done`` words last when it has any), or a :class:`TrapError` for a refusal."""
+    if reply.traps:
+        messages = [t.get("message", "unknown error") for t in reply.traps]
+        category = reply.traps[0].get("category")
+        return TrapError("; ".join(messages), int(category) if category and category.isdigit() else None)
+    rows = reply.rows if raw else [attributes(row) for row in reply.rows]
+    if reply.done:
+        done = encode(reply.done)[:-1]
+        rows.append(done if raw else attributes(done))
+    return rows
 
 
 def _words(attrs: dict) -> list[str]:

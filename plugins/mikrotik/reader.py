@@ -1,39 +1,47 @@
 """Reading what a router holds: every managed menu printed once, entries grouped by subscriber key.
 
-Only entries whose comment starts with ``wispbill:`` count; the operator's own entries
-are skipped on sight. Rows stay as the words the router sent until something needs them
-as dicts. What the read found is kept on the connection (:class:`Seen`) so that the apply
-that follows a reconcile's read needs no lookups of its own.
+The prints (the four menus and the managed PPP profiles) are sent together. Only
+entries whose comment starts with ``wispbill:`` count; the operator's own entries are
+skipped on sight. Rows stay encoded, as the bytes the router sent, until something
+needs them as dicts: a row with the same bytes as in the last read is known by them
+(its key, and with its subscriber's other rows its state) without being decoded again.
+What the read found is kept on the connection (:class:`Seen`) so that the apply that
+follows a reconcile's read needs no lookups of its own.
 
 Rebuilding a subscriber's state from its entries is a pure function of those entries
 (and of its managed profile and the router's names), so its answers are remembered per
-router by what the entries say, both from reads and from applies (the entries as they
-were written): a reconcile of a router where little changed since rebuilds only the
-subscribers whose entries did. A router that prints a value otherwise than it was
-written just misses the memo and is rebuilt.
+router, both from reads (by the rows' bytes) and from applies (by what the entries were
+written to say, whatever the order of words): a reconcile of a router where little
+changed since rebuilds only the subscribers whose entries did. A router that prints a
+value otherwise than it was written just misses the memo and is rebuilt.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass, field
 
 from librouteros.exceptions import TrapError
 
-from plugins.mikrotik.connection import Link, generation, row_of, router_key
+from plugins.mikrotik.connection import Link, generation, router_key
 from plugins.mikrotik.mapping import (
     ADDRESS,
+    HOTSPOT,
     KINDS,
     PATHS,
-    PREFIX,
     PROFILE_COMMENT,
     PROFILE_PATH,
     PROPLISTS,
+    QUEUE,
+    SECRET,
     Held,
+    key_of,
     profile_for,
     state_from,
 )
+from plugins.mikrotik.wire import attribute, attributes, encode, words_of
 
 # How long a full read may stand in for lookups. Changes made through the same
 # connection keep it up to date, and a change through another connection of this process
@@ -41,32 +49,51 @@ from plugins.mikrotik.mapping import (
 # router's own refusals ("no such item", "already have such name") or the next reconcile.
 TRUST_SECONDS = 30.0
 PROFILE_PROPLIST = (".id", "name", "rate-limit", "address-list", "comment")
-_COMMENT = "=comment="
-_MARKED = _COMMENT + PREFIX
+_PROFILE_QUERY = f"?comment={PROFILE_COMMENT}"
+_COMMENT = b"=comment="
 _ID_WORD = "=.id="
+# The biggest menus first: the router builds the later replies while the first is read.
+_READ_ORDER = (SECRET, QUEUE, HOTSPOT, ADDRESS)
+_INDEX = {kind: KINDS.index(kind) for kind in KINDS}
+
+
+def _listed(found) -> list:
+    """A key's rows of one kind as :class:`Seen` keeps them (a row, a list of rows, or ``None``) as a list."""
+    if found is None:
+        return []
+    return found if type(found) is list else [found]
 
 
 @dataclass
 class Seen:
-    """What one full read found on a router: each key's entries (as words), and when."""
+    """What one full read found on a router: each key's entries (encoded rows), and when.
+
+    ``found`` has one dict per kind (in the order of ``KINDS``) from key to its row, or to
+    a list of its rows when it has several: a read of a router in step makes no
+    containers per row or key, which keeps the garbage collector out of it.
+    """
 
     at: float
     router: object = None  # the router's key, for its write generation
     generation: int = 0
-    raw: dict[str, tuple] = field(default_factory=dict)  # key -> one list of rows (words) per kind
-    marks: dict[str, tuple] = field(default_factory=dict)  # key -> the rows' words as sets, per kind
-    rows: dict[str, Held] = field(default_factory=dict)  # parsed on demand, or as applies left them
+    found: tuple = field(default_factory=lambda: ({}, {}, {}, {}))
+    rows: dict[str, Held] = field(default_factory=dict)  # decoded on demand, or as applies left them
     stale: set = field(default_factory=set)  # keys to look up again (a change failed half-way)
 
     def fresh(self) -> bool:
         """Young enough, and nobody else in this process has written to the router since."""
         return time.monotonic() - self.at < TRUST_SECONDS and self.generation == generation(self.router)
 
+    def keys(self) -> dict:
+        """Every key the read found an entry of (a dict, for its order)."""
+        return dict.fromkeys(itertools.chain(*self.found))
+
     def held(self, key: str) -> Held | None:
         """The entries of ``key`` as the read found them (or as applies since have left them)."""
         found = self.rows.get(key)
-        if found is None and key in self.raw:
-            found = self.rows[key] = Held(*([row_of(words) for words in rows] for rows in self.raw[key]))
+        if found is None and any(key in rows for rows in self.found):
+            found = self.rows[key] = Held(*([attributes(row) for row in _listed(rows.get(key))]
+                                            for rows in self.found))
         return found
 
     def keep(self, key: str, held: Held) -> None:
@@ -80,9 +107,13 @@ def print_menu(link: Link, path: str, proplist, *query: str, raw: bool = False) 
     try:
         return link.print(path, proplist, *query, raw=raw)
     except TrapError as exc:
-        if "no such command" in str(exc.message):
+        if _missing_menu(exc):
             return []
         raise
+
+
+def _missing_menu(exc: TrapError) -> bool:
+    return "no such command" in str(exc.message)
 
 
 def profile_proplist(link: Link) -> tuple[str, ...]:
@@ -90,77 +121,107 @@ def profile_proplist(link: Link) -> tuple[str, ...]:
     return PROFILE_PROPLIST + tuple(name for name, _ in link.config.layout.profile_base)
 
 
-def load_profiles(link: Link) -> dict[str, dict]:
-    """The managed PPP profiles by name (one print), kept on the connection."""
-    rows = print_menu(link, PROFILE_PATH, profile_proplist(link), f"?comment={PROFILE_COMMENT}")
+def _profiles_print(link: Link) -> tuple[str, ...]:
+    return (f"{PROFILE_PATH}/print", "=.proplist=" + ",".join(profile_proplist(link)), _PROFILE_QUERY)
+
+
+def _keep_profiles(link: Link, rows) -> dict[str, dict]:
     link.profiles = {row.get("name", ""): row for row in rows}
     return link.profiles
 
 
+def load_profiles(link: Link) -> dict[str, dict]:
+    """The managed PPP profiles by name (one print), kept on the connection."""
+    rows = print_menu(link, PROFILE_PATH, profile_proplist(link), _PROFILE_QUERY)
+    return _keep_profiles(link, rows)
+
+
+# Per router: each row's bytes as last read -> the key in its comment (None: not ours).
+_row_keys: dict = {}
+
+
+def _key_in(row: bytes) -> str | None:
+    return key_of(attribute(row, _COMMENT))
+
+
 def read_held(link: Link) -> Seen:
-    """Print every managed menu once and group the plugin's entries by key."""
+    """Print every managed menu and the managed profiles (sent together) and group the plugin's entries by key."""
     suspend_list = link.config.layout.suspend_list
-    raw: dict[str, tuple] = {}
-    marks: dict[str, tuple] = {}
-    start = len(_MARKED)
-    for index, kind in enumerate(KINDS):
-        query = (f"?list={suspend_list}",) if kind == ADDRESS else ()
-        guess = PROPLISTS[kind].index("comment")
-        for words in print_menu(link, PATHS[kind], PROPLISTS[kind], *query, raw=True):
-            # The comment is usually where the .proplist put it; look further only when it is not.
-            note = words[guess] if guess < len(words) else ""
-            if not note.startswith(_COMMENT):
-                note = next((word for word in words if word.startswith(_COMMENT)), "")
-            if not note.startswith(_MARKED):
+    batch = [(f"{PATHS[kind]}/print", "=.proplist=" + ",".join(PROPLISTS[kind]),
+              *((f"?list={suspend_list}",) if kind == ADDRESS else ())) for kind in _READ_ORDER]
+    batch.append(_profiles_print(link))
+    with _memo_lock:
+        known_keys = _row_keys.get(link.key, {})
+    replies = link.commands(batch, known_keys)
+    for reply in replies:
+        if isinstance(reply, TrapError) and not _missing_menu(reply):
+            raise reply
+    keys: dict[bytes, str | None] = {}
+    found = ({}, {}, {}, {})
+    missing = object()
+    for kind, rows in zip(_READ_ORDER, replies):
+        if isinstance(rows, TrapError):
+            continue
+        by_key = found[_INDEX[kind]]
+        for row in rows:
+            # A row the last read saw is not decoded again: its bytes give its key.
+            key = known_keys.get(row, missing)
+            if key is missing:
+                key = _key_in(row)
+            keys[row] = key
+            if key is None:
                 continue
-            key = note[start:].split(" ", 1)[0]
-            if not key:
-                continue
-            entry = raw.get(key)
-            if entry is None:
-                entry = raw[key] = ([], [], [], [])
-                marks[key] = ([], [], [], [])
-            entry[index].append(words)
-            marks[key][index].append(frozenset(words[1:]) if words[0].startswith(_ID_WORD)
-                                     else frozenset(w for w in words if not w.startswith(_ID_WORD)))
-    load_profiles(link)
-    link.seen = Seen(time.monotonic(), link.key, generation(link.key), raw, marks)
+            have = by_key.get(key)
+            if have is None:
+                by_key[key] = row
+            elif type(have) is list:
+                have.append(row)
+            else:
+                by_key[key] = [have, row]
+    profiles = replies[-1]
+    _keep_profiles(link, [] if isinstance(profiles, TrapError) else [attributes(row) for row in profiles])
+    with _memo_lock:
+        _row_keys[link.key] = keys
+    link.seen = Seen(time.monotonic(), link.key, generation(link.key), found)
     return link.seen
 
 
-# Per router: (layout, {key: (signature of its entries, profile it depends on, that profile's row, state)}).
+# Per router: (layout, {key: memo entry}). An entry is (the rows as read, or as an apply
+# expects a print to show them; the signature of what an apply wrote, or None; the managed
+# profile the state depends on; that profile's row; the state).
 _memo: dict = {}
 _memo_lock = threading.Lock()
 
 
 def signature(rows_by_kind) -> tuple:
     """What a subscriber's entries say, per kind, whatever the order of words (``.id`` left out);
-    :func:`read_held` makes the same for what it reads."""
+    each row is its words (as decoded strings)."""
     return tuple(tuple(frozenset(w for w in words if not w.startswith(_ID_WORD)) for words in rows)
                  for rows in rows_by_kind)
 
 
-def _written(held: Held) -> tuple:
-    """The signature a print of entries left as ``held`` by an apply would have."""
-    return signature([[f"={name}={value}" for name, value in row.items() if name in PROPLISTS[kind]]
-                      for row in held.get(kind)] for kind in KINDS)
+def _written(held: Held) -> tuple[tuple, tuple]:
+    """The rows a print of entries left as ``held`` by an apply shows when the router keeps the
+    order of the ``.proplist`` (as :class:`Seen` keeps them), and the signature it has in any order."""
+    rows, words = [], []
+    for kind in KINDS:
+        proplist = PROPLISTS[kind]
+        kind_words = [[f"={name}={row[name]}" for name in proplist if name in row] for row in held.get(kind)]
+        encoded = [encode(w)[:-1] for w in kind_words]
+        rows.append(None if not encoded else encoded[0] if len(encoded) == 1 else encoded)
+        words.append(kind_words)
+    return tuple(rows), signature(words)
 
 
-def _entry(mark, state, profiles) -> tuple:
+def _entry(rows, mark, state, profiles, copies: dict) -> tuple:
     """A memo entry: a PPPoE state also depends on its managed profile being as it was."""
     if state is None or (state.extra or {}).get("access") != "pppoe":
-        return (mark, None, None, state)
+        return (rows, mark, None, None, state)
     name = profile_for(state.state, state.rate).name
-    row = profiles.get(name)
-    return (mark, name, None if row is None else dict(row), state)
-
-
-def _recall(known, mark, profiles):
-    if known is None or known[0] != mark:
-        return None
-    if known[1] is not None and profiles.get(known[1]) != known[2]:
-        return None
-    return known
+    if name not in copies:
+        row = profiles.get(name)
+        copies[name] = None if row is None else dict(row)
+    return (rows, mark, name, copies[name], state)
 
 
 def read_state(link: Link) -> list:
@@ -171,15 +232,31 @@ def read_state(link: Link) -> list:
         memo_layout, remembered = _memo.get(link.key, (None, {}))
     if memo_layout != layout:
         remembered = {}
-    states, now = [], {}
-    for key, rows in seen.marks.items():
-        mark = tuple(map(tuple, rows))
-        known = _recall(remembered.get(key), mark, profiles)
+    states, now, copies = [], {}, {}
+    same_profile: dict = {}  # (name, id of a remembered profile row) -> whether it is still so
+    queues, listed, secrets, users = seen.found
+    for key in seen.keys():
+        rows = (queues.get(key), listed.get(key), secrets.get(key), users.get(key))
+        known = remembered.get(key)
+        if known is not None:
+            if known[0] != rows:
+                if known[1] is not None and known[1] == signature(
+                        [[words_of(row) for row in _listed(kind_rows)] for kind_rows in rows]):
+                    known = (rows, None) + known[2:]  # as an apply wrote it, in another order
+                else:
+                    known = None
+        if known is not None and known[2] is not None:
+            check = (known[2], id(known[3]))
+            same = same_profile.get(check)
+            if same is None:
+                same = same_profile[check] = profiles.get(known[2]) == known[3]
+            if not same:
+                known = None
         if known is None:
-            known = _entry(mark, state_from(key, seen.held(key), layout, profiles), profiles)
+            known = _entry(rows, None, state_from(key, seen.held(key), layout, profiles), profiles, copies)
         now[key] = known
-        if known[3] is not None:
-            states.append(known[3])
+        if known[4] is not None:
+            states.append(known[4])
     with _memo_lock:
         _memo[link.key] = (layout, now)
     return states
@@ -189,7 +266,7 @@ def remember(link: Link, changed: dict) -> None:
     """After an apply: ``changed`` maps each key it wrote to what it left there (an empty ``Held``: nothing)."""
     if not changed or link.profiles is None:
         return
-    layout, profiles = link.config.layout, link.profiles
+    layout, profiles, copies = link.config.layout, link.profiles, {}
     with _memo_lock:
         memo_layout, remembered = _memo.get(link.key, (None, {}))
         if memo_layout != layout:
@@ -198,7 +275,8 @@ def remember(link: Link, changed: dict) -> None:
             if held.empty():
                 remembered.pop(key, None)
             else:
-                remembered[key] = _entry(_written(held), state_from(key, held, layout, profiles), profiles)
+                remembered[key] = _entry(*_written(held), state_from(key, held, layout, profiles), profiles,
+                                         copies)
         _memo[link.key] = (layout, remembered)
 
 
@@ -206,3 +284,4 @@ def forget(router) -> None:
     """Drop what is remembered about ``router``'s entries."""
     with _memo_lock:
         _memo.pop(router_key(router), None)
+        _row_keys.pop(router_key(router), None)

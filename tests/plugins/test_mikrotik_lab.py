@@ -172,6 +172,47 @@ def test_a_hotspot_session_is_kicked_on_suspension_only(lab, router):
     assert lab.find(USERS, name="eve")[0]["disabled"] == "false"
 
 
+def test_the_sessions_of_one_apply_are_ended_with_one_print_and_one_remove(lab, router):
+    subs = [sub(f"svc-{i}", address=f"10.0.0.{i}", access="pppoe", username=f"user{i}") for i in range(1, 5)]
+    apply(router, *subs)
+    for s in subs[:3]:
+        lab.connect_ppp(s.extra["username"], s.address)
+    lab.connect_ppp("walter", "10.0.0.99")  # someone else's session
+    read(router)
+    commands, writes = lab.commands, lab.writes
+    throttled = [_with(s, state="throttled", rate=(512, 256)) for s in subs]
+    assert apply(router, *throttled).failed == {}
+    # four secrets set, one profile made, one print of the sessions of those users, one remove
+    assert (lab.commands - commands, lab.writes - writes) == (7, 6)
+    assert sorted(row["name"] for row in lab.kicked) == ["user1", "user2", "user3"]
+    assert [row["name"] for row in lab.rows(PPP_ACTIVE)] == ["walter"]
+    commands = lab.commands
+    assert apply(router, *throttled).failed == {}
+    assert lab.commands == commands  # nothing changed: no writes, and no sessions looked at
+
+
+def test_sessions_not_ended_before_a_connection_error_are_ended_by_the_next_apply(lab, router, monkeypatch):
+    wanted = sub(access="pppoe", username="bob")
+    apply(router, wanted)
+    lab.connect_ppp("bob", "10.0.0.5")
+    real = connection.Link._exchange
+
+    def dropping(self, cmd, words, raw):
+        if cmd == PPP_ACTIVE + "/print":
+            lab.drop()
+        return real(self, cmd, words, raw)
+
+    monkeypatch.setattr(connection.Link, "_exchange", dropping)
+    throttled = _with(wanted, state="throttled", rate=(512, 256))
+    with pytest.raises(OSError):
+        apply(router, throttled)
+    monkeypatch.setattr(connection.Link, "_exchange", real)
+    assert lab.find(SECRETS, name="bob")[0]["profile"] == "wispbill-throttled-512k-256k"
+    assert [row["name"] for row in lab.rows(PPP_ACTIVE)] == ["bob"]
+    assert apply(router, throttled).failed == {}  # in place already, and the session is still owed its end
+    assert lab.rows(PPP_ACTIVE) == [] and [row["name"] for row in lab.kicked] == ["bob"]
+
+
 def test_removal_deletes_every_entry_and_ends_the_session(lab, router):
     wanted = sub(state="suspended", access="pppoe", username="bob")
     apply(router, wanted)
@@ -324,6 +365,21 @@ def test_a_second_read_rebuilds_only_what_changed(lab, router, monkeypatch):
     lab.set_row(QUEUES, queue[".id"], max_limit="128000/256000")
     assert read(router)[changed.key] == changed
     assert rebuilt == [changed.key]
+
+
+def test_a_router_printing_words_in_another_order_still_hits_the_memo(lab, router, monkeypatch):
+    real_encode = reader.encode
+    # What an apply expects a print to look like, in the opposite order to the lab's.
+    monkeypatch.setattr(reader, "encode", lambda words: real_encode(list(reversed(words))))
+    subs = _many()[:8]
+    apply(router, *subs)
+    rebuilt = []
+    real = reader.state_from
+    monkeypatch.setattr(reader, "state_from", lambda key, *args: rebuilt.append(key) or real(key, *args))
+    assert read(router) == {s.key: s for s in subs}
+    assert rebuilt == []  # matched by what the entries say, whatever the order
+    assert read(router) == {s.key: s for s in subs}
+    assert rebuilt == []  # and from then on by the bytes read
 
 
 def test_a_targeted_apply_without_a_read_is_idempotent(lab, router, targeted):
