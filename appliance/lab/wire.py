@@ -6,6 +6,8 @@ Words travel as bytes; this module hands them out as ``str`` decoded as UTF-8 wi
 
 from __future__ import annotations
 
+from plugins.mikrotik.wire import encode_length as _client_encode_length
+
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"
 
@@ -19,20 +21,10 @@ class ProtocolError(ValueError):
 
 
 def encode_length(length: int) -> bytes:
-    """The length prefix for a word of ``length`` bytes (1 to 5 bytes)."""
+    """The length prefix for a word of ``length`` bytes (1 to 5 bytes), as the client encodes it."""
     if length < 0:
         raise ValueError(f"negative length {length}")
-    if length < 0x80:
-        return bytes((length,))
-    if length < 0x4000:
-        return (length | 0x8000).to_bytes(2, "big")
-    if length < 0x200000:
-        return (length | 0xC00000).to_bytes(3, "big")
-    if length < 0x10000000:
-        return (length | 0xE0000000).to_bytes(4, "big")
-    if length <= 0xFFFFFFFF:
-        return b"\xf0" + length.to_bytes(4, "big")
-    raise ValueError(f"length {length} does not fit the API's five-byte form")
+    return _client_encode_length(length)
 
 
 def prefix_size(first: int) -> int:
