@@ -21,6 +21,7 @@ The last line is ``restore p99 ms: <number>``.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import os
 import random
@@ -28,6 +29,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -91,21 +93,29 @@ def _wispbill(*args) -> list[str]:
 
 
 class _Process:
-    """A child process that prints a line when ready and stops on SIGTERM."""
+    """A child process that prints a line when ready and stops on SIGTERM; its output is kept (the last lines)."""
 
     def __init__(self, args, env, ready: str, timeout: float = 30.0):
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.tail: collections.deque = collections.deque(maxlen=40)
         deadline = time.monotonic() + timeout
         self.first = ""
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
                 break
+            self.tail.append(line.rstrip())
             if ready in line:
                 self.first = line.strip()
+                # Keep reading, or a chatty child would block once the pipe is full.
+                threading.Thread(target=self._drain, daemon=True).start()
                 return
         self.stop()
-        raise WispbillError(f"{' '.join(args[3:])} did not start ({ready!r} not seen)")
+        raise WispbillError(f"{' '.join(args[3:])} did not start ({ready!r} not seen): " + " / ".join(self.tail))
+
+    def _drain(self) -> None:
+        for line in self.proc.stdout:
+            self.tail.append(line.rstrip())
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -291,7 +301,10 @@ def _restores(router, ids, changed, count: int, env, rng) -> list[float]:
                 customer = Customer.get_by_id(cid)
                 started = time.perf_counter()
                 payments.add_manual(customer, Money(PRICE_MINOR, CURRENCY), method="cash", reference=f"BENCH-{n}")
-                latencies.append(_wait_applied(services[cid], started))
+                try:
+                    latencies.append(_wait_applied(services[cid], started))
+                except WispbillError as exc:
+                    raise WispbillError(f"{exc}; the scheduler said: " + " / ".join(scheduler.tail)) from None
         return latencies
     finally:
         scheduler.stop()
