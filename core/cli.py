@@ -110,12 +110,12 @@ def migrate(check):
         waiting = migrations.pending(database.obj)
         if waiting:
             raise click.ClickException(f"{len(waiting)} migration(s) pending: "
-                                       + ", ".join(f"{m.version:04d}_{m.name}" for m in waiting))
+                                       + ", ".join(m.label for m in waiting))
         click.echo(f"schema up to date (version {migrations.current_version(database.obj)})")
         return
     applied = migrations.migrate(database.obj)
     for m in applied:
-        click.echo(f"applied {m.version:04d}_{m.name}")
+        click.echo(f"applied {m.label}")
     click.echo(f"schema at version {migrations.current_version(database.obj)}")
 
 

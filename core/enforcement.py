@@ -240,7 +240,45 @@ def _refresh(where: str, params, day: dt.date | None, existing: tuple[str, tuple
                 (("router_id", "BIGINT"), ("desired_state", "VARCHAR(20)"), ("desired", "TEXT"),
                  ("attempts", "INTEGER"), ("next_attempt_at", "TIMESTAMP"), ("last_error", "TEXT"),
                  ("updated_at", "TIMESTAMP")), updates)
+    if changed:
+        _apply_in_transaction(changed, rows)
     return changed, rows
+
+
+def _transactional_kinds() -> set[str]:
+    return {kind for kind, info in enforcers.available().items() if info.transactional}
+
+
+def _apply_in_transaction(changed: list[int], rows: dict) -> None:
+    """Apply changed rows of routers whose enforcer writes only to this database, in this transaction.
+
+    A row whose service moved from another router is left pending: taking it off the old
+    router may need the network, which the push does outside any transaction. A failing
+    apply is rolled back to its savepoint and leaves its rows pending for the retry job.
+    """
+    kinds = _transactional_kinds()
+    if not kinds:
+        return
+    router_ids = {rows[sid].router_id for sid in changed if rows[sid].router_id is not None}
+    routers = {r.id: r for r in Router.select().where(Router.id.in_(router_ids), Router.kind.in_(kinds),
+                                                     Router.active)}
+    by_router: dict[int, list[int]] = defaultdict(list)
+    for sid in changed:
+        row = rows[sid]
+        if row.router_id in routers and row.id is not None:
+            by_router[row.router_id].append(row.id)
+    p = database.obj.param
+    for router_id, ids in by_router.items():
+        found = []
+        for first in range(0, len(ids), 900):
+            chunk = ids[first:first + 900]
+            found += _rows(_ROW_SQL + f" WHERE e.id IN ({', '.join([p] * len(chunk))})",
+                           tuple(chunk))
+        here = [r for r in found if not (r[6] and r[5] not in (None, "removed")
+                                         and _loads(r[6]).get("router_id") not in (None, router_id))]
+        if here:
+            with database.atomic():
+                _push_router(routers[router_id], here, routers)
 
 
 def refresh_customer(customer_id: int, today: dt.date | None = None) -> list[int]:
@@ -346,6 +384,8 @@ def _mark_failed(rows: list[tuple], errors: dict[int, str]) -> None:
 
 
 def _note_router(router: Router, error: str | None, reconciled: bool = False) -> None:
+    if error is None and not reconciled and router.last_error is None and database.in_transaction():
+        return  # nothing new to say, and the router's row stays unlocked for other transactions
     fields = {"last_error": error}
     if error is None:
         fields["last_seen_at"] = utcnow()
@@ -377,8 +417,9 @@ def _apply(router: Router, changes: list[Change]) -> tuple[set[str], dict[str, s
     return applied, failed, None
 
 
-_PENDING_SQL = ("SELECT e.id, e.service_id, e.router_id, e.desired_state, e.desired, e.applied_state, e.applied, "
-                "e.attempts FROM enforcement e WHERE e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= {p}")
+_ROW_SQL = ("SELECT e.id, e.service_id, e.router_id, e.desired_state, e.desired, e.applied_state, e.applied, "
+            "e.attempts FROM enforcement e")
+_PENDING_SQL = _ROW_SQL + " WHERE e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= {p}"
 
 
 def push_pending(service_ids=None, now: dt.datetime | None = None, limit: int = 5000) -> PushResult:

@@ -28,6 +28,19 @@ def register_settings():
 
 
 @hookspec
+def register_migrations():
+    """Name the package of migrations for the tables this plugin keeps.
+
+    Returns a dotted package name (or a list of them) or ``None``. The package holds
+    modules ``NNNN_name.py``, each with ``up(migrator, db)``, as the core's own
+    ``core.migrations`` does. ``wispbill migrate`` applies them after the core's, in
+    version order, each once and in its own transaction; they are recorded under the
+    plugin's name, so versions only need to be unique within the plugin. Write SQL for
+    both SQLite and PostgreSQL (``core.db.backend_name(db)`` says which).
+    """
+
+
+@hookspec
 def register_jobs():
     """Declare scheduled jobs.
 

@@ -275,10 +275,17 @@ class TaxLine:
 
 @dataclass(frozen=True)
 class EnforcerInfo:
-    """An enforcer plugin: the ``kind`` of router it drives (its settings go through ``register_settings``)."""
+    """An enforcer plugin: the ``kind`` of router it drives (its settings go through ``register_settings``).
+
+    ``transactional`` says the enforcer's ``enforcer_apply`` only writes to this
+    database (tables an AAA server reads, say) and never reaches the network: the core
+    then applies changes inside the transaction of the account change they follow, so
+    the two commit together.
+    """
 
     kind: str
     label: str
+    transactional: bool = False
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ BUILTIN_PLUGINS = (
     "plugins.housekeeping",
     "plugins.log_notifier",
     "plugins.mikrotik",
+    "plugins.radius",
     "plugins.tax_regions",
 )
 

@@ -5,6 +5,10 @@ Each migration is a module ``NNNN_name.py`` in this package with a function
 database. Applied versions are kept in the ``schema_migrations`` table. Every migration
 runs in its own transaction under a lock, so two ``wispbill migrate`` started together
 apply each step once, and re-running applies nothing.
+
+Plugins that keep tables of their own name a package of migrations in the same form
+through the ``register_migrations`` hook; those are applied after the core's, and
+recorded per plugin in ``plugin_migrations``.
 """
 
 from __future__ import annotations
@@ -25,28 +29,55 @@ _NAME = re.compile(r"^(\d{4})_(\w+)$")
 _PG_LOCK_KEY = 7_426_913_001  # arbitrary, constant advisory-lock key for migrations
 
 
+PLUGIN_TABLE = "plugin_migrations"
+
+
 @dataclass(frozen=True)
 class Migration:
-    """One migration module: its version number, name and ``up`` function."""
+    """One migration module: its version number, name and ``up`` function (``plugin`` empty for the core's)."""
 
     version: int
     name: str
     up: object
+    plugin: str = ""
+
+    @property
+    def label(self) -> str:
+        """How the migration is named in output: ``0004_dunning`` or ``radius:0001_tables``."""
+        own = f"{self.version:04d}_{self.name}"
+        return f"{self.plugin}:{own}" if self.plugin else own
 
 
-def available() -> list[Migration]:
-    """All migrations shipped with the code, in version order."""
+def _scan(package, plugin: str = "") -> list[Migration]:
     found = []
-    for info in pkgutil.iter_modules(__path__):
+    for info in pkgutil.iter_modules(package.__path__):
         match = _NAME.match(info.name)
         if not match:
             continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        found.append(Migration(int(match.group(1)), match.group(2), module.up))
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        found.append(Migration(int(match.group(1)), match.group(2), module.up, plugin))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
-        raise RuntimeError(f"duplicate migration versions in {versions}")
+        raise RuntimeError(f"duplicate migration versions in {package.__name__}: {versions}")
+    return found
+
+
+def available() -> list[Migration]:
+    """All the core's migrations, in version order."""
+    return _scan(importlib.import_module(__name__))
+
+
+def plugin_available(pm=None) -> list[Migration]:
+    """The migrations plugins declare through ``register_migrations``, by plugin then version."""
+    from core.plugins import get_manager
+
+    pm = pm or get_manager()
+    found = []
+    results, _errors = pm.call_all("register_migrations")
+    for plugin, package in sorted(results, key=lambda pair: pair[0]):
+        for name in package if isinstance(package, (list, tuple)) else [package]:
+            found += _scan(importlib.import_module(name), plugin)
     return found
 
 
@@ -61,6 +92,16 @@ def _ensure_history(db: peewee.Database) -> None:
         f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} ("
         "version INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at TIMESTAMP NOT NULL)"
     )
+    db.execute_sql(
+        f"CREATE TABLE IF NOT EXISTS {PLUGIN_TABLE} (plugin VARCHAR(100) NOT NULL, version INTEGER NOT NULL, "
+        "name VARCHAR(200) NOT NULL, applied_at TIMESTAMP NOT NULL, PRIMARY KEY (plugin, version))"
+    )
+
+
+def _plugin_applied(db: peewee.Database) -> set[tuple[str, int]]:
+    if PLUGIN_TABLE not in table_names(db):
+        return set()
+    return {(r[0], r[1]) for r in db.execute_sql(f"SELECT plugin, version FROM {PLUGIN_TABLE}").fetchall()}
 
 
 def applied_versions(db: peewee.Database) -> set[int]:
@@ -77,8 +118,9 @@ def current_version(db: peewee.Database) -> int:
 
 def pending(db: peewee.Database) -> list[Migration]:
     """Migrations not yet applied to ``db``."""
-    done = applied_versions(db)
-    return [m for m in available() if m.version not in done]
+    done, done_plugins = applied_versions(db), _plugin_applied(db)
+    return ([m for m in available() if m.version not in done]
+            + [m for m in plugin_available() if (m.plugin, m.version) not in done_plugins])
 
 
 def _transaction(db: peewee.Database):
@@ -109,6 +151,18 @@ def migrate(db: peewee.Database) -> list[Migration]:
                     f"VALUES ({db.param}, {db.param}, {db.param})",
                     (migration.version, migration.name, utcnow()),
                 )
+            applied.append(migration)
+        p = db.param
+        for migration in plugin_available():
+            with _transaction(db):
+                already = db.execute_sql(f"SELECT 1 FROM {PLUGIN_TABLE} WHERE plugin = {p} AND version = {p}",
+                                         (migration.plugin, migration.version)).fetchone()
+                if already:
+                    continue
+                migration.up(SchemaMigrator.from_database(db), db)
+                db.execute_sql(f"INSERT INTO {PLUGIN_TABLE} (plugin, version, name, applied_at) "
+                               f"VALUES ({p}, {p}, {p}, {p})",
+                               (migration.plugin, migration.version, migration.name, utcnow()))
             applied.append(migration)
         return applied
     finally:

@@ -1,11 +1,13 @@
-"""Daily clean-up of records that have served their purpose (ended staff sessions)."""
+"""Routine upkeep: collecting usage from the usage sources, and clean-up of ended staff sessions."""
 
-from core import hookimpl, sessions
+from core import hookimpl, sessions, usage
 from core.hooktypes import Job
 
 
 @hookimpl
 def register_jobs():
-    """One job, at 03:17 UTC: delete staff sessions that ended more than 30 days ago."""
+    """Usage collection every five minutes; at 03:17 UTC, staff sessions ended 30 days ago are deleted."""
     return [Job(id="housekeeping.purge_sessions", func=sessions.purge, trigger="cron",
-                schedule={"hour": 3, "minute": 17}, description="delete long-ended staff sessions")]
+                schedule={"hour": 3, "minute": 17}, description="delete long-ended staff sessions"),
+            Job(id="usage.collect", func=usage.collect, trigger="interval", schedule={"minutes": 5},
+                description="collect usage from the usage sources (RADIUS accounting, ...)")]

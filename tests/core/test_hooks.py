@@ -142,6 +142,45 @@ def test_hook_register_settings_duplicate_and_failing_plugins_are_left_out(pm, c
     assert "'broken'" in caplog.text
 
 
+def test_hook_register_migrations(empty_db, pm, tmp_path, monkeypatch):
+    from core import migrations
+    from core.db import table_names
+
+    name = f"acme_tables_{tmp_path.name.replace('-', '_')}_{id(empty_db)}"
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "0001_things.py").write_text(
+        "def up(migrator, db):\n    db.execute_sql('CREATE TABLE acme_thing (id INTEGER PRIMARY KEY, name TEXT)')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    class Acme:
+        @hookimpl
+        def register_migrations(self):
+            return name
+
+    pm.add(Acme(), "acme", "test")
+    labels = [m.label for m in migrations.migrate(empty_db)]
+    assert "acme:0001_things" in labels and labels.index("acme:0001_things") > labels.index("0004_dunning")
+    assert "acme_thing" in table_names(empty_db)
+    assert migrations.migrate(empty_db) == []
+
+    # A later release adds a step: only that one runs; a failing step leaves no trace.
+    (package / "0002_more.py").write_text(
+        "def up(migrator, db):\n    db.execute_sql('ALTER TABLE acme_thing ADD COLUMN size INTEGER')\n")
+    (package / "0003_broken.py").write_text(
+        "def up(migrator, db):\n    db.execute_sql('CREATE TABLE acme_half (id INTEGER)')\n"
+        "    raise RuntimeError('step 3 fails')\n")
+    import importlib
+    importlib.invalidate_caches()
+    assert [m.label for m in migrations.pending(empty_db)] == ["acme:0002_more", "acme:0003_broken"]
+    with pytest.raises(RuntimeError, match="step 3 fails"):
+        migrations.migrate(empty_db)
+    assert "acme_half" not in table_names(empty_db)
+    rows = empty_db.execute_sql("SELECT version FROM plugin_migrations WHERE plugin = 'acme' ORDER BY 1").fetchall()
+    assert [r[0] for r in rows] == [1, 2]
+
+
 def test_hook_register_jobs(pm, caplog):
     from core import scheduler
 
@@ -813,8 +852,8 @@ def test_hook_enforcer_describe(pm, caplog):
     from core import enforcers
 
     pm.add(FakeMikrotik(), "fake_mikrotik", "test")
-    pm.add(FakeRadius(), "radius", "test")
-    assert set(enforcers.available()) - {"mikrotik"} == {"fake_mikrotik", "fake_radius"}  # beside the built-in
+    pm.add(FakeRadius(), "fake_radius", "test")
+    assert set(enforcers.available()) - {"mikrotik", "radius"} == {"fake_mikrotik", "fake_radius"}  # beside the built-in
     assert enforcers.available()["fake_radius"].label == "Fake RADIUS"
 
     class Again:
@@ -826,7 +865,7 @@ def test_hook_enforcer_describe(pm, caplog):
     with caplog.at_level(logging.ERROR):
         found = enforcers.available()
     assert found["fake_radius"].label == "Fake RADIUS"  # registered first, keeps the kind
-    assert set(found) - {"mikrotik"} == {"fake_mikrotik", "fake_radius"}
+    assert set(found) - {"mikrotik", "radius"} == {"fake_mikrotik", "fake_radius"}
     assert "plugin 'again' failed in enforcer_describe: kind 'fake_radius' is already provided" in caplog.text
 
 
@@ -834,7 +873,7 @@ def test_hook_enforcer_read_state(pm):
     from core import enforcers
 
     pm.add(FakeMikrotik(), "fake_mikrotik", "test")
-    pm.add(FakeRadius(), "radius", "test")
+    pm.add(FakeRadius(), "fake_radius", "test")
     assert enforcers.read_state(_router("core-1", "fake_mikrotik")) == [
         SubscriberState("pppoe:alice", "active", rate=(10000, 2000))]
     assert enforcers.read_state(_router("aaa", "fake_radius")) == [SubscriberState("radius:bob", "suspended")]
@@ -851,7 +890,7 @@ def test_hook_enforcer_apply(pm):
 
     mikrotik, radius = FakeMikrotik(), FakeRadius()
     pm.add(mikrotik, "fake_mikrotik", "test")
-    pm.add(radius, "radius", "test")
+    pm.add(radius, "fake_radius", "test")
     changes = [Change("set", SubscriberState("pppoe:alice", "throttled", rate=(1000, 500))),
                Change("set", SubscriberState("pppoe:full", "active")),
                Change("remove", SubscriberState("pppoe:carol", "suspended"))]
@@ -863,7 +902,7 @@ def test_hook_enforcer_apply(pm):
 
     with pytest.raises(PluginError) as wrong:
         enforcers.apply(_router("aaa", "fake_radius"), changes)
-    assert wrong.value.plugin == "radius"
+    assert wrong.value.plugin == "fake_radius"
     with pytest.raises(NotFound):
         enforcers.apply(_router("edge", "cisco"), changes)
     assert len(mikrotik.applied) == 1
@@ -969,26 +1008,29 @@ def test_hook_usage_collect(db, pm):
                 UsageSample("netflow", "nf-4", service.id, t0, t0 + hour, -1, 0),  # negative counter
             ]
 
-    class Radius:
+    class Aaa:
         @hookimpl
         def usage_collect(self, since):
             # Same external id as netflow's but another source: a different sample.
-            return [UsageSample("radius", "nf-1", service.id, t0, t0 + hour, 7, 8)]
+            return [UsageSample("aaa", "nf-1", service.id, t0, t0 + hour, 7, 8)]
 
     class Broken:
         @hookimpl
         def usage_collect(self, since):
+            # A source that moved its own cursor and then failed is rolled back alone.
+            database.obj.execute_sql("INSERT INTO radius_state (name, value) VALUES ('broken_cursor', 9)")
             raise OSError("collector offline")
 
     pm.add(Netflow(), "netflow", "test")
-    pm.add(Radius(), "radius", "test")
+    pm.add(Aaa(), "aaa", "test")
     pm.add(Broken(), "broken", "test")
 
     assert usage.collect() == 3
     assert usage.collect(since=t0) == 0  # overlapping samples are stored once
     assert asked == [None, t0]
     rows = sorted((r.source, r.external_id, r.bytes_in, r.bytes_out) for r in UsageRecord.select())
-    assert rows == [("netflow", "nf-1", 1000, 200), ("netflow", "nf-2", 3000, 400), ("radius", "nf-1", 7, 8)]
+    assert rows == [("aaa", "nf-1", 7, 8), ("netflow", "nf-1", 1000, 200), ("netflow", "nf-2", 3000, 400)]
+    assert database.obj.execute_sql("SELECT COUNT(*) FROM radius_state WHERE name = 'broken_cursor'").fetchone()[0] == 0
     assert all(r.service_id == service.id for r in UsageRecord.select())
 
 

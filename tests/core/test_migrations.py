@@ -12,8 +12,11 @@ from tests.conftest import run_concurrently
 def test_migrate_from_empty_creates_every_table(empty_db):
     assert migrations.current_version(empty_db) == 0
     applied = migrations.migrate(empty_db)
-    assert [m.version for m in applied] == [m.version for m in migrations.available()]
+    expected = migrations.available() + migrations.plugin_available()
+    assert [m.label for m in applied] == [m.label for m in expected]
+    assert "radius:0001_tables" in [m.label for m in applied]
     tables = set(table_names(empty_db))
+    assert {"radcheck", "radreply", "radusergroup", "radgroupreply", "nas", "radacct"} <= tables
     for model in ALL_MODELS:
         assert model._meta.table_name in tables
     assert migrations.current_version(empty_db) == migrations.latest_version()
@@ -21,9 +24,11 @@ def test_migrate_from_empty_creates_every_table(empty_db):
 
 def test_migrate_again_applies_nothing(db):
     before = db.execute_sql("SELECT count(*) FROM schema_migrations").fetchone()[0]
+    plugins_before = db.execute_sql("SELECT count(*) FROM plugin_migrations").fetchone()[0]
     assert migrations.migrate(db) == []
     assert migrations.pending(db) == []
     assert db.execute_sql("SELECT count(*) FROM schema_migrations").fetchone()[0] == before
+    assert db.execute_sql("SELECT count(*) FROM plugin_migrations").fetchone()[0] == plugins_before >= 1
 
 
 def _schema(db):
@@ -85,8 +90,8 @@ def test_failed_migration_rolls_back_and_is_not_recorded(empty_db, monkeypatch):
 def test_concurrent_migrate_applies_each_step_once(db_url):
     """Two connections racing to migrate an empty database apply each step once."""
     results = run_concurrently(db_url, migrations.migrate, workers=2)
-    applied = sorted(m.version for r in results for m in r)
-    assert applied == [m.version for m in migrations.available()]
+    applied = sorted(m.label for r in results for m in r)
+    assert applied == sorted(m.label for m in migrations.available() + migrations.plugin_available())
     db = bind(db_url)
     assert migrations.current_version(db) == migrations.latest_version()
     db.close()
