@@ -68,6 +68,10 @@ def open_database(require_current: bool = True):
         if current < latest:
             raise click.ClickException(
                 f"database schema is at version {current}, this code needs {latest}: run 'wispbill migrate'")
+        waiting = migrations.pending(database.obj)
+        if waiting:
+            raise click.ClickException(f"plugin tables are not up to date ({', '.join(m.label for m in waiting)}): "
+                                       "run 'wispbill migrate'")
     return config
 
 

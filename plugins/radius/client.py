@@ -81,7 +81,10 @@ def send(kind: str, address: str, port: int, secret: str, attributes: dict,
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be a whole number of at least 0, not {retries!r}")
     request = _build(request_code, secret.encode("utf-8"), attributes)
-    raw = request.RequestPacket()
+    try:
+        raw = request.RequestPacket()
+    except (TypeError, ValueError, struct.error) as exc:  # e.g. a value longer than 253 octets
+        raise ValueError(f"cannot encode the request: {exc}") from None
     if len(raw) > _MAX_PACKET:
         raise ValueError(f"the request would be {len(raw)} octets, more than RADIUS allows ({_MAX_PACKET})")
     return _exchange(request, raw, family, sockaddr, where, (ack, nak, name), float(timeout), retries + 1)
@@ -100,7 +103,7 @@ def decode_attributes(pkt) -> dict:
         try:
             values = pkt[key]
         except Exception:  # a value the dictionary's type cannot decode: keep its octets
-            values = dict.__getitem__(pkt, pkt._EncodeKey(key))
+            values = dict.__getitem__(pkt, pkt.dict.attrindex.GetForward(key))
         result[key] = values[0] if len(values) == 1 else list(values)
     return result
 
@@ -142,13 +145,8 @@ def _build(code, secret, attributes):
                 raise ValueError(f"{attr}: cannot send {v!r}")
             try:
                 request.AddAttribute(attr, v)
-                request._EncodeKeyValues(attr, v)  # noqa: B018 (raises early on a value that cannot be encoded)
             except (TypeError, ValueError, struct.error, OverflowError) as exc:
                 raise ValueError(f"{attr}: cannot send {v!r} as {known[attr].type} ({exc})") from None
-    try:
-        request.RequestPacket()
-    except (TypeError, ValueError, struct.error) as exc:
-        raise ValueError(f"cannot encode the request: {exc}") from None
     return request
 
 
@@ -209,7 +207,7 @@ def _answer(reply, ack, name, where):
     if reply.code == ack:
         return Reply("ack", reply.code, attributes, None, f"{name}-ACK from {where}")
     cause = None
-    raw = dict.get(reply, _ERROR_CAUSE)
+    raw = reply.get(_ERROR_CAUSE)
     if raw and len(raw[0]) == 4:
         cause = struct.unpack("!I", raw[0])[0]
     detail = f"{name}-NAK from {where}"

@@ -123,6 +123,7 @@ CREATE TABLE radius_state (
 );
 CREATE TABLE radius_subscriber (
   service_key VARCHAR(64) NOT NULL PRIMARY KEY,
+  router_id BIGINT NOT NULL,
   radius_user VARCHAR(253),
   state VARCHAR(20) NOT NULL,
   access VARCHAR(20),
@@ -150,3 +151,4 @@ CREATE INDEX radius_session_action_due ON radius_session_action (status, next_at
 CREATE INDEX radius_session_action_user ON radius_session_action (username, status);
 CREATE INDEX radius_usage_session_service ON radius_usage_session (service_id);
 CREATE UNIQUE INDEX radius_subscriber_user ON radius_subscriber (radius_user);
+CREATE INDEX radius_subscriber_router ON radius_subscriber (router_id);
