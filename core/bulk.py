@@ -79,12 +79,13 @@ def insert_rows(db, table: str, columns: tuple[str, ...], rows: list) -> None:
             copy.write_row(row)
 
 
-def update_rows(db, table: str, key: str, columns: tuple[tuple[str, str], ...], rows: list) -> None:
+def update_rows(db, table: str, key: str, columns: tuple[tuple[str, str], ...], rows: list,
+                key_type: str = "BIGINT") -> None:
     """Set ``columns`` of ``table`` for each row, matched on ``key``; each row is ``(*values, key)``.
 
-    ``columns`` pairs each column with its SQL type (for PostgreSQL, which copies the rows
-    into a temporary table and updates from it in one statement; SQLite runs one
-    ``UPDATE`` per row).
+    ``columns`` pairs each column with its SQL type, and ``key_type`` is the key's (for
+    PostgreSQL, which copies the rows into a temporary table and updates from it in one
+    statement; SQLite runs one ``UPDATE`` per row).
     """
     if not rows:
         return
@@ -97,9 +98,10 @@ def update_rows(db, table: str, key: str, columns: tuple[tuple[str, str], ...], 
         return
     names = ", ".join(f'"{c}"' for c, _type in columns)
     defs = ", ".join(f'"{c}" {t}' for c, t in columns)
-    temp = f"bulk_{table}_{zlib.crc32(f'{key}|{defs}'.encode()):08x}"  # one temporary table per shape
+    temp = f"bulk_{table}_{zlib.crc32(f'{key} {key_type}|{defs}'.encode()):08x}"  # one temporary table per shape
     cursor = db.cursor()
-    cursor.execute(f'CREATE TEMPORARY TABLE IF NOT EXISTS "{temp}" ({defs}, "{key}" BIGINT) ON COMMIT DELETE ROWS')
+    cursor.execute(f'CREATE TEMPORARY TABLE IF NOT EXISTS "{temp}" ({defs}, "{key}" {key_type}) '
+                   'ON COMMIT DELETE ROWS')
     with cursor.copy(f'COPY "{temp}" ({names}, "{key}") FROM STDIN') as copy:
         for row in rows:
             copy.write_row(row)

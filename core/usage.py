@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 from core import audit
+from core.bulk import execute_many
+from core.clock import utcnow
 from core.db import database
 from core.hooktypes import UsageSample
-from core.models import Service, UsageRecord
+from core.models import Service
 from core.plugins import get_manager
 
 log = logging.getLogger(__name__)
@@ -54,24 +56,43 @@ def collect(since=None, pm=None) -> int:
         return _store(rows)
 
 
+_INSERT_COLUMNS = ("service_id", "source", "external_id", "period_start", "period_end", "bytes_in", "bytes_out",
+                   "collected_at")
+
+
 def _store(rows: list[UsageSample]) -> int:
+    """Insert the samples not stored yet, in bulk; returns how many were new."""
     if not rows:
         return 0
-    known = set()
+    db = database.obj
+    p = db.param
+    known, stored_ids = set(), set()
     ids = sorted({r.service_id for r in rows})
     for first in range(0, len(ids), 900):
         known |= {s.id for s in Service.select(Service.id).where(Service.id.in_(ids[first:first + 900]))}
-    stored = 0
+    by_source: dict[str, list[str]] = {}
+    for r in rows:
+        by_source.setdefault(r.source, []).append(r.external_id)
+    for source, external in by_source.items():
+        for first in range(0, len(external), 900):
+            chunk = external[first:first + 900]
+            stored_ids |= {(source, e) for (e,) in db.execute_sql(
+                f"SELECT external_id FROM usage_record WHERE source = {p} AND external_id IN "
+                f"({', '.join([p] * len(chunk))})", (source, *chunk)).fetchall()}
+    now, fresh, seen = utcnow(), [], set()
     for r in rows:
         if r.service_id not in known:
             log.warning("usage sample %s/%s for unknown service %s dropped", r.source, r.external_id, r.service_id)
             continue
-        stored += UsageRecord.insert(
-            service=r.service_id, source=r.source, external_id=r.external_id,
-            period_start=r.period_start, period_end=r.period_end,
-            bytes_in=r.bytes_in, bytes_out=r.bytes_out,
-        ).on_conflict_ignore().as_rowcount().execute()
-    if stored:
+        if (r.source, r.external_id) in stored_ids or (r.source, r.external_id) in seen:
+            continue
+        seen.add((r.source, r.external_id))
+        fresh.append((r.service_id, r.source, r.external_id, r.period_start, r.period_end, r.bytes_in, r.bytes_out,
+                      now))
+    # "Do nothing" on conflict: a collector running at the same time may have stored a sample just now.
+    execute_many(db, f"INSERT INTO usage_record ({', '.join(_INSERT_COLUMNS)}) VALUES "
+                     f"({', '.join([p] * len(_INSERT_COLUMNS))}) ON CONFLICT (source, external_id) DO NOTHING", fresh)
+    if fresh:
         audit.record("usage.collect", "usage_record", None, None,
-                     {"stored": stored, "sources": sorted({r.source for r in rows})})
-    return stored
+                     {"stored": len(fresh), "sources": sorted({r[1] for r in fresh})})
+    return len(fresh)

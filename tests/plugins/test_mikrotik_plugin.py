@@ -100,7 +100,7 @@ def test_hook_enforcer_setup_script(pm):
     router = make_router(options={"suspend_list": "late-payers", "timeout_seconds": 3})
     plugin, text = pm.call_first("enforcer_setup_script", router=router, context=CONTEXT)
     assert plugin == "mikrotik" and text == _script()
-    assert pm.call_first("enforcer_setup_script", router=make_router(kind="radius"), context=CONTEXT) == (None, None)
+    assert pm.call_first("enforcer_setup_script", router=make_router(kind="snmp"), context=CONTEXT) == (None, None)
 
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     menus = [line for line in lines if line.startswith("/")]
