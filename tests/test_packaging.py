@@ -32,6 +32,12 @@ def test_wheel_contains_templates_static_migrations_and_entry_points(wheel):
         assert template.relative_to(ROOT).as_posix() in names
     for sql in ROOT.joinpath("core/migrations").glob("*.sql"):
         assert sql.relative_to(ROOT).as_posix() in names
+    for sql in ROOT.joinpath("plugins/radius/migrations").glob("*.sql"):
+        assert sql.relative_to(ROOT).as_posix() in names
+    assert "plugins/radius/dictionary" in names
+    for path in ROOT.joinpath("appliance/freeradius").rglob("*"):  # the FreeRADIUS configuration
+        if path.is_file():
+            assert path.relative_to(ROOT).as_posix() in names
     assert "core/web/static/vendor/htmx/htmx.min.js" in names
     assert "core/web/static/vendor/htmx/LICENSE" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
