@@ -76,6 +76,21 @@ def _stored(key: str):
     return (key in cache, cache.get(key))
 
 
+def seconds_parser(low: float, high: float):
+    """A ``SettingSpec.parse`` for a number of seconds from ``low`` to ``high`` (a timeout, say)."""
+
+    def parse(text) -> float:
+        try:
+            seconds = float(str(text).strip())
+        except ValueError:
+            raise ValueError(f"expected a number of seconds, got {str(text).strip()!r}") from None
+        if not low <= seconds <= high:
+            raise ValueError(f"the timeout must be between {low:g} and {high:g} seconds")
+        return seconds
+
+    return parse
+
+
 def declared(pm=None) -> dict[str, SettingSpec]:
     """Every declared setting by key. A key declared twice keeps the first and is reported.
 

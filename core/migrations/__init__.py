@@ -171,11 +171,21 @@ def migrate(db: peewee.Database) -> list[Migration]:
 
 
 def run_sql_file(db: peewee.Database, path) -> None:
-    """Execute the statements of a SQL file (separated by ``;`` at line ends)."""
+    """Execute the statements of a SQL file (separated by ``;`` at line ends).
+
+    PostgreSQL takes them all in one round trip (a query without parameters may hold
+    several statements); SQLite runs them one by one.
+    """
     text = path.read_text()
+    statements = []
     for statement in re.split(r";\s*\n", text):
         statement = "\n".join(
             line for line in statement.splitlines() if not line.lstrip().startswith("--")
         ).strip()
         if statement:
-            db.execute_sql(statement)
+            statements.append(statement)
+    if isinstance(db, peewee.PostgresqlDatabase) and statements:
+        db.execute_sql(";\n".join(statements))
+        return
+    for statement in statements:
+        db.execute_sql(statement)

@@ -38,15 +38,7 @@ def parse_list_name(text) -> str:
     return value
 
 
-def parse_timeout(text) -> float:
-    """Seconds to wait for the router, from 0.1 to 120."""
-    try:
-        seconds = float(str(text).strip())
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, got {str(text).strip()!r}") from None
-    if not 0.1 <= seconds <= 120:
-        raise ValueError("the timeout must be between 0.1 and 120 seconds")
-    return seconds
+parse_timeout = core_settings.seconds_parser(0.1, 120)  # seconds to wait for the router
 
 
 def specs() -> list[SettingSpec]:

@@ -53,15 +53,7 @@ def parse_rate(text) -> str:
     return value
 
 
-def parse_timeout(text) -> float:
-    """Seconds to wait for a NAS, from 0.1 to 30."""
-    try:
-        seconds = float(str(text).strip())
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, got {str(text).strip()!r}") from None
-    if not 0.1 <= seconds <= 30:
-        raise ValueError("the timeout must be between 0.1 and 30 seconds")
-    return seconds
+parse_timeout = core_settings.seconds_parser(0.1, 30)  # seconds to wait for a NAS
 
 
 def specs() -> list[SettingSpec]:

@@ -455,3 +455,84 @@ def test_rows_of_an_inactive_router_are_not_pushed(memory):
     Router.update(active=False).where(Router.id == off.id).execute()
     assert enforcement.push_pending().applied == [] and memory.calls == []
     assert _row(service).attempts == 0
+
+
+class TableRouter:
+    """A transactional enforcer: it keeps subscribers in a table of this database, as an AAA server's tables."""
+
+    def __init__(self):
+        self.fail_next = False
+        self.in_transaction: list[bool] = []
+
+    @hookimpl
+    def enforcer_describe(self):
+        return EnforcerInfo("table", "Subscribers in a table", transactional=True)
+
+    @hookimpl
+    def enforcer_read_state(self, router):
+        if router.kind != "table":
+            return None
+        rows = database.obj.execute_sql("SELECT key, state FROM t_aaa").fetchall()
+        return [SubscriberState(key, state) for key, state in rows]
+
+    @hookimpl
+    def enforcer_apply(self, router, changes):
+        if router.kind != "table":
+            return None
+        self.in_transaction.append(database.in_transaction())
+        p = database.obj.param
+        with database.atomic():
+            for change in changes:
+                key = change.subscriber.key
+                database.obj.execute_sql(f"DELETE FROM t_aaa WHERE key = {p}", (key,))
+                if change.action == "set":
+                    database.obj.execute_sql(f"INSERT INTO t_aaa (key, state) VALUES ({p}, {p})",
+                                             (key, change.subscriber.state))
+            if self.fail_next:
+                self.fail_next = False
+                raise RuntimeError("the table refused the write")
+        return ApplyResult(applied=tuple(c.subscriber.key for c in changes))
+
+
+@pytest.fixture
+def table(pm, db):
+    db.execute_sql("CREATE TABLE t_aaa (key VARCHAR(40) PRIMARY KEY, state VARCHAR(20))")
+    plugin = TableRouter()
+    pm.add(plugin, "table", "test")
+    return plugin
+
+
+def _table_rows():
+    return dict(database.obj.execute_sql("SELECT key, state FROM t_aaa").fetchall())
+
+
+def test_a_transactional_enforcer_is_applied_inside_the_change_and_rolls_back_with_it(table):
+    router = routers.add(name="aaa", kind="table", host="127.0.0.1")
+    service = _bound(router)
+    key = f"svc-{service.id}"
+    assert _table_rows() == {key: "active"} and table.in_transaction == [True]
+    assert _row(service).next_attempt_at is None and _row(service).applied_state == "active"
+
+    with pytest.raises(RuntimeError, match="payment failed"):
+        with database.atomic():
+            Customer.update(state="suspended").where(Customer.id == service.customer_id).execute()
+            enforcement.refresh_customer(service.customer_id, DAY)
+            assert _table_rows() == {key: "suspended"}
+            raise RuntimeError("payment failed")
+    assert _table_rows() == {key: "active"} and _row(service).desired_state == "active"
+
+
+def test_a_failing_transactional_apply_keeps_the_change_and_leaves_the_row_pending(table):
+    router = routers.add(name="aaa", kind="table", host="127.0.0.1")
+    service = _bound(router)
+    key = f"svc-{service.id}"
+    table.fail_next = True
+    _set_state(Customer.get_by_id(service.customer_id), "suspended")  # commits: the account change is kept
+    assert Customer.get_by_id(service.customer_id).state == "suspended"
+    assert _table_rows() == {key: "active"}  # the enforcer's half-done write was rolled back alone
+    row = _row(service)
+    assert row.next_attempt_at is not None and "the table refused the write" in row.last_error
+
+    result = enforcement.push_pending(now=row.next_attempt_at)  # the retry job, outside any transaction
+    assert result.applied == [key] and table.in_transaction[-1] is False
+    assert _table_rows() == {key: "suspended"} and _row(service).next_attempt_at is None

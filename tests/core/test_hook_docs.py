@@ -200,7 +200,7 @@ def test_docs_examples_behave_as_described(pm):
     found = gateways.available()
     assert {"acmepay", "acmepay_cash"} <= set(found)  # beside the built-in gateways
     assert found["acmepay"].can_refund and not found["acmepay_cash"].interactive
-    assert set(enforcers.available()) - {"mikrotik"} == {"routeros_ppp"}  # beside the built-in
+    assert set(enforcers.available()) - {"mikrotik", "radius"} == {"routeros_ppp"}  # beside the built-ins
 
     pm.add(_section_module("pricing_adjustments"), "loyalty", "docs")
     pm.add(_section_module("tax_lines"), "ke_vat", "docs")

@@ -275,3 +275,25 @@ def test_the_actions_command_lists_the_queue(router, cli, pm):
     data = json.loads(cli("radius", "actions", "--json").output)
     assert data["counts"] == {"pending": 1} and data["actions"][0]["action"] == "coa"
     assert "alice\t127.0.0.1\t81a00001" in cli("radius", "sessions").output
+
+
+def test_check_and_setup_script_describe_the_nas(router, nas):
+    from core.errors import PluginError
+
+    _open_session("alice")
+    found = routers.check(router)
+    assert found.identity == "tower-aaa" and f"CoA port {nas.port}" in found.detail
+    assert "1 open session(s)" in found.detail and "restart it after adding a NAS" in found.detail
+    settings.set_value("web.portal_url", "http://10.0.0.2:8081")
+    script = routers.setup_script(router)
+    assert 'add address=10.0.0.2 secret="nas-secret" service=ppp,hotspot,dhcp' in script
+    assert f"/radius incoming set accept=yes port={nas.port}" in script
+    assert "/ppp aaa set use-radius=yes accounting=yes interim-update=5m" in script
+    assert "wispbill-suspended" in script  # the walled garden's address list is named
+
+    unusable = routers.add(name="by-name", kind="radius", host="nas.example.net", secret="x")
+    with pytest.raises(PluginError, match="the NAS address must be an IP address"):
+        routers.check(unusable)
+    odd_port = routers.add(name="odd-port", kind="radius", host="127.0.0.3", secret="x", options={"coa_port": "99999"})
+    with pytest.raises(PluginError, match="coa_port must be between 1 and 65535"):
+        routers.check(odd_port)

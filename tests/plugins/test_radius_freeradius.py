@@ -10,14 +10,13 @@ import contextlib
 import sqlite3
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from core import migrations
 from core.db import make_database
-from tests.conftest import POSTGRES_URL, _pg_url, postgres_problem
+from tests.conftest import postgres_problem, postgres_schema
 from plugins.radius.freeradius import FreeRadius, freeradius_problem
 
 SECRET = "nas-shared-secret"
@@ -35,14 +34,8 @@ def _module_database(dialect: str, workdir):
     if dialect == "sqlite":
         yield f"sqlite:///{workdir / 'wispbill.db'}"
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_database(POSTGRES_URL)
-    admin.execute_sql(f"CREATE SCHEMA {schema}")
-    try:
-        yield _pg_url(schema)
-    finally:
-        admin.execute_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.close()
+    with postgres_schema() as url:
+        yield url
 
 
 class Setup:
