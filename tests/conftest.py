@@ -77,9 +77,106 @@ def db_url(request, tmp_path):
     finally:
         if database.obj is not None and not database.is_closed():
             database.close()
-        admin.execute_sql(f"DROP SCHEMA {schema} CASCADE")
-        _tidy_catalog(admin)
+        if not _spares.give_back(admin, schema):
+            admin.execute_sql(f"DROP SCHEMA {schema} CASCADE")
+            _tidy_catalog(admin)
         admin.close()
+
+
+class _SpareSchemas:
+    """Migrated PostgreSQL schemas, emptied and kept for the next test that needs one.
+
+    Creating the schema a migration makes costs a few hundred milliseconds of DDL on
+    PostgreSQL, for every test. A test's schema that still has exactly the migrated
+    shape is emptied instead (every row deleted, the rows the migrations insert put
+    back, sequences reset) and renamed aside; the next test's ``db`` takes it by renaming
+    it to its own name. A schema whose shape a test changed is dropped as before.
+    """
+
+    def __init__(self):
+        self.free: list[str] = []
+        self.shape = None
+        self.seeds: dict[str, tuple[list[str], list[tuple]]] = {}
+        self.sequences: dict[str, tuple[int, bool]] = {}
+
+    @staticmethod
+    def _shape(admin, schema: str):
+        p = admin.param
+        tables = tuple(sorted(r[0] for r in admin.execute_sql(
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema = {p}", (schema,)).fetchall()))
+        columns = admin.execute_sql(
+            f"SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = {p}", (schema,)).fetchone()[0]
+        indexes = admin.execute_sql(f"SELECT COUNT(*) FROM pg_indexes WHERE schemaname = {p}", (schema,)).fetchone()[0]
+        return tables, columns, indexes
+
+    def learn(self, schema: str) -> None:
+        """Remember a freshly migrated schema's shape, rows and sequences."""
+        if self.shape is not None:
+            return
+        admin = make_database(POSTGRES_URL)
+        try:
+            shape = self._shape(admin, schema)
+            for table in shape[0]:
+                cursor = admin.execute_sql(f'SELECT * FROM {schema}."{table}"')
+                rows = [tuple(r) for r in cursor.fetchall()]
+                if rows:
+                    self.seeds[table] = ([d[0] for d in cursor.description], rows)
+            for (name,) in admin.execute_sql(f"SELECT sequence_name FROM information_schema.sequences "
+                                             f"WHERE sequence_schema = {admin.param}", (schema,)).fetchall():
+                self.sequences[name] = tuple(admin.execute_sql(
+                    f'SELECT last_value, is_called FROM {schema}."{name}"').fetchone())
+            self.shape = shape
+        finally:
+            admin.close()
+
+    def take(self, schema: str) -> bool:
+        """Put a spare migrated schema in place of the new, empty ``schema``; False when there is none."""
+        if not self.free:
+            return False
+        spare = self.free.pop()
+        admin = make_database(POSTGRES_URL)
+        try:
+            with admin.atomic():
+                admin.execute_sql(f"DROP SCHEMA {schema}")
+                admin.execute_sql(f"ALTER SCHEMA {spare} RENAME TO {schema}")
+        finally:
+            admin.close()
+        return True
+
+    def give_back(self, admin, schema: str) -> bool:
+        """Empty ``schema`` and keep it for reuse, if it still has the migrated shape."""
+        if self.shape is None or self._shape(admin, schema) != self.shape:
+            return False
+        with admin.atomic():
+            admin.execute_sql("SET LOCAL session_replication_role = replica")  # no foreign-key order to follow
+            admin.execute_sql(";\n".join(f'DELETE FROM {schema}."{t}"' for t in self.shape[0]))
+            for table, (columns, rows) in self.seeds.items():
+                names = ", ".join(f'"{c}"' for c in columns)
+                marks = ", ".join([admin.param] * len(columns))
+                admin.cursor().executemany(f'INSERT INTO {schema}."{table}" ({names}) VALUES ({marks})', rows)
+            if self.sequences:
+                admin.execute_sql("SELECT " + ", ".join(
+                    f"setval('{schema}.\"{name}\"', {int(value)}, {bool(called)})"
+                    for name, (value, called) in self.sequences.items()))
+            spare = f"t_spare_{uuid.uuid4().hex[:10]}"
+            admin.execute_sql(f"ALTER SCHEMA {schema} RENAME TO {spare}")
+        self.free.append(spare)
+        return True
+
+    def drop_all(self) -> None:
+        """Drop the spares (at the end of the run)."""
+        if not self.free:
+            return
+        admin = make_database(POSTGRES_URL)
+        try:
+            for spare in self.free:
+                admin.execute_sql(f"DROP SCHEMA IF EXISTS {spare} CASCADE")
+        finally:
+            self.free.clear()
+            admin.close()
+
+
+_spares = _SpareSchemas()
 
 
 _CATALOG = ("pg_attribute", "pg_class", "pg_depend", "pg_index", "pg_type", "pg_constraint", "pg_attrdef",
@@ -107,10 +204,22 @@ def empty_db(db_url):
 
 
 @pytest.fixture
-def db(empty_db):
+def db(empty_db, db_url):
     """The shared database proxy bound to a fully migrated, empty database."""
+    schema = _pg_schema(db_url)
+    if schema and _spares.take(schema):
+        return empty_db
     migrations.migrate(empty_db)
+    if schema:
+        _spares.learn(schema)
     return empty_db
+
+
+def _pg_schema(url: str) -> str | None:
+    if not url.startswith("postgresql"):
+        return None
+    options = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("options", [""])[0]
+    return options.split("search_path=", 1)[1].split()[0] if "search_path=" in options else None
 
 
 @pytest.fixture
@@ -185,6 +294,8 @@ def cli(db_url, tmp_path, pm, monkeypatch):
 # --- no skips in CI ----------------------------------------------------------------
 
 def pytest_sessionfinish(session, exitstatus):
+    if postgres_problem() is None:
+        _spares.drop_all()
     if os.environ.get("WISPBILL_NO_SKIP") != "1":
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
