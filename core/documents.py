@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
-from flask import current_app, has_app_context
+from flask import current_app, has_app_context, has_request_context
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 from markupsafe import Markup
@@ -204,7 +204,14 @@ def credit_note_html(note: CreditNote, pdf_url: str | None = None) -> str:
 
 
 def _render(name: str, context: dict, pdf_url: str | None) -> str:
-    env = current_app.jinja_env if has_app_context() else _standalone_env()
+    if has_app_context():
+        env = current_app.jinja_env
+        if has_request_context():
+            from core.web.security import allow_inline_style
+
+            allow_inline_style(str(_stylesheet()))
+    else:
+        env = _standalone_env()
     return env.get_template(name).render(doc=context, pdf_url=pdf_url, stylesheet=_stylesheet())
 
 

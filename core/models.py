@@ -710,9 +710,94 @@ class MessageTemplate(BaseModel):
     updated_by = pw.CharField(max_length=150, null=True)
 
 
+# --- the web: customer sign-in, API tokens, login throttling, customer requests ---------
+
+class CustomerLogin(BaseModel):
+    """A customer's portal password. They sign in with the email or phone on their account."""
+
+    customer = pw.ForeignKeyField(Customer, unique=True, backref="logins", on_delete="CASCADE")
+    password_hash = pw.CharField(max_length=255)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+    last_login_at = pw.DateTimeField(null=True)
+
+
+class PortalSession(BaseModel):
+    """A signed-in portal session of a customer; like :class:`StaffSession`, only the token's hash is kept."""
+
+    token_hash = pw.CharField(max_length=64, unique=True)
+    customer = pw.ForeignKeyField(Customer, backref="portal_sessions", on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField()
+    revoked_at = pw.DateTimeField(null=True)
+    user_agent = pw.CharField(max_length=200, null=True)
+    remote_addr = pw.CharField(max_length=45, null=True)
+
+
+class PasswordReset(BaseModel):
+    """A password-reset link sent to a customer: usable once, until it expires."""
+
+    token_hash = pw.CharField(max_length=64, unique=True)
+    customer = pw.ForeignKeyField(Customer, backref="password_resets", on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField()
+    used_at = pw.DateTimeField(null=True)
+    remote_addr = pw.CharField(max_length=45, null=True)
+
+
+LOGIN_REALMS = ("staff", "portal", "api")
+
+
+class LoginFailure(BaseModel):
+    """A failed sign-in, counted by the login rate limit and the account lockout."""
+
+    realm = pw.CharField(max_length=10, constraints=[_choices_check("realm", LOGIN_REALMS)])
+    account = pw.CharField(max_length=254)
+    remote_addr = pw.CharField(max_length=45, null=True)
+    at = pw.DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("realm", "account", "at"), False), (("remote_addr", "at"), False))
+
+
+class ApiToken(BaseModel):
+    """A staff member's token for the JSON API, with the scopes it may use; only its hash is kept."""
+
+    user = pw.ForeignKeyField(User, backref="api_tokens", on_delete="CASCADE")
+    name = pw.CharField(max_length=100)
+    token_hash = pw.CharField(max_length=64, unique=True)
+    prefix = pw.CharField(max_length=16)
+    scopes = JSONText()
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField(null=True)
+    last_used_at = pw.DateTimeField(null=True)
+    revoked_at = pw.DateTimeField(null=True)
+
+
+CUSTOMER_REQUEST_KINDS = ("message", "plan_change")
+CUSTOMER_REQUEST_STATUSES = ("open", "done", "declined")
+
+
+class CustomerRequest(BaseModel):
+    """What a customer asked for in the portal: a message to the operator or a plan change."""
+
+    customer = pw.ForeignKeyField(Customer, backref="requests", on_delete="RESTRICT")
+    kind = pw.CharField(max_length=20, constraints=[_choices_check("kind", CUSTOMER_REQUEST_KINDS)])
+    body = pw.TextField()
+    service = pw.ForeignKeyField(Service, null=True, backref="requests", on_delete="SET NULL")
+    plan = pw.ForeignKeyField(Plan, null=True, backref="requests", on_delete="RESTRICT")
+    status = pw.CharField(max_length=10, default="open", index=True,
+                          constraints=[_choices_check("status", CUSTOMER_REQUEST_STATUSES)])
+    created_at = pw.DateTimeField(default=utcnow)
+    closed_at = pw.DateTimeField(null=True)
+    closed_by = pw.CharField(max_length=150, null=True)
+    reply = pw.TextField(null=True)
+
+
 ALL_MODELS = (
     Setting, User, StaffSession, DunningPolicy, Customer, Plan, Router, Service, NumberSeries, Invoice, InvoiceLine,
     InvoiceTax, CreditNote, CreditNoteLine, Charge, PromoRedemption, BillingRun, Payment, Allocation,
     Refund, LedgerEntry, PaymentAttempt, PaymentReview, PayLink,
     UsageRecord, Enforcement, AuditEvent, Event, SchedulerLease, Notification, MessageTemplate,
+    CustomerLogin, PortalSession, PasswordReset, LoginFailure, ApiToken, CustomerRequest,
 )

@@ -6,9 +6,11 @@ environment), then ``test_config``. Each request holds one database connection.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
-from flask import Blueprint, Flask, g, redirect, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, request, url_for
+from markupsafe import Markup, escape
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -19,8 +21,17 @@ from core.db import bind, database
 from core.errors import PluginError
 from core.money import Money
 from core.plugins import build_manager, set_manager
+from core.web import errors, security
+from core.web.auth import can, public
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+# Each module holds a blueprint ``bp``, registered in this order.
+BLUEPRINTS = ("health", "auth", "admin", "console", "documents", "pay", "hooks", "suspended", "portal",
+              "requests", "tokens", "api")
+# Gateways sign their notifications and API clients send a bearer token: neither can carry
+# the form token (the API refuses cookies, so a browser cannot be tricked into a call).
+CSRF_EXEMPT = ("hooks", "api")
 
 csrf = CSRFProtect()
 htmx = Htmx()
@@ -58,7 +69,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(test_config)
     app.extensions["wispbill.plugins"] = pm
     if app.config.get("PORTAL_PORT"):
-        from core.web.portal import PortalRedirect
+        from core.web.portal_port import PortalRedirect
 
         # Routers send subscribers to the portal port directly, never through the proxy:
         # forwarded headers arriving there are the subscriber's own, and are ignored.
@@ -90,18 +101,15 @@ def create_app(test_config: dict | None = None) -> Flask:
         if not database.is_closed():
             database.close()
 
-    from core.web import admin, auth, documents, errors, health, hooks, pay, suspended
 
-    app.register_blueprint(health.bp)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(documents.bp)
-    app.register_blueprint(pay.bp)
-    app.register_blueprint(hooks.bp)
-    app.register_blueprint(suspended.bp)
-    csrf.exempt(hooks.bp)  # gateways sign their notifications; they cannot carry our form token
+    for name in BLUEPRINTS:
+        module = importlib.import_module(f"core.web.{name}")
+        app.register_blueprint(module.bp)
+        if name in CSRF_EXEMPT:
+            csrf.exempt(module.bp)
     errors.register(app)
-    app.add_url_rule("/", "index", lambda: redirect(url_for("admin.dashboard")))
+    security.register(app)
+    app.add_url_rule("/", "index", public(lambda: redirect(url_for("admin.dashboard"))))
     _register_plugin_routes(app, pm)
 
     @app.template_filter("money")
@@ -116,18 +124,31 @@ def create_app(test_config: dict | None = None) -> Flask:
                 company = settings.get_or("company.name", None)
             except Exception:  # a page must render even when settings cannot be read
                 company = None
-        return {"wispbill_version": __version__, "company_name": company}
+        return {"wispbill_version": __version__, "company_name": company, "can": can, "nav_link": nav_link}
 
     return app
 
 
+def nav_link(endpoint: str, label: str, permission: str = "view") -> Markup:
+    """A menu link to ``endpoint`` if the app has it and the signed-in user may use it, else nothing."""
+    if endpoint not in current_app.view_functions or not can(permission):
+        return Markup("")
+    url = url_for(endpoint)
+    current = ' aria-current="page"' if request.path == url or (url != "/admin/" and request.path.startswith(url)) \
+        else ""
+    return Markup(f'<a href="{escape(url)}"{current}>{escape(label)}</a>')
+
+
 def _register_plugin_routes(app: Flask, pm) -> None:
     """Register the plugins' blueprints, each guarded by staff sign-in unless a view is public."""
-    from core.web.auth import require_staff_unless_public
+    from core.web.auth import _mark, require_staff_unless_public
 
     for plugin, bp in pm.call_items("register_routes", Blueprint):
         try:
             app.register_blueprint(bp)
+            for endpoint, view in app.view_functions.items():
+                if endpoint.startswith(bp.name + ".") and not hasattr(view, "wispbill_access"):
+                    _mark(view, "staff", "view")  # what require_staff_unless_public asks
             # On the app, not the blueprint: a module-level blueprint is registered again by
             # every app built in the same process, and Flask refuses changes after the first.
             app.before_request_funcs.setdefault(bp.name, []).append(require_staff_unless_public)

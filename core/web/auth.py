@@ -1,13 +1,13 @@
-"""Staff sign-in and sign-out, and the ``login_required`` guard for console routes."""
+"""Staff sign-in and sign-out, and the guards that say who may reach each view (:func:`staff`, :func:`public`)."""
 
 from __future__ import annotations
 
 import functools
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 
-from core import audit, sessions, users
+from core import audit, login_throttle, permissions, sessions, users
 from core.db import database
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -27,20 +27,45 @@ def load_user():
             audit.set_actor(f"user:{user.username}")
 
 
-def login_required(view):
-    """Send anonymous visitors to the sign-in page and back afterwards."""
-    @functools.wraps(view)
-    def wrapped(**kwargs):
-        if g.user is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        return view(**kwargs)
-    return wrapped
+def _mark(view, *access):
+    # Read by the deny-by-default guard (core.web.security) and the authorization tests.
+    view.wispbill_access = access
+    return view
+
+
+def staff(permission: str = "view"):
+    """Guard a console view: staff only, with a role that has ``permission`` (core.permissions).
+
+    Anonymous visitors are sent to sign in and back; a role without the permission gets 403.
+    """
+    if permission not in permissions.PERMISSIONS:
+        raise KeyError(f"unknown permission {permission!r}")
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(**kwargs):
+            if g.user is None:
+                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            if not permissions.allowed(g.user.role, permission):
+                abort(403, f"Your role ({g.user.role}) may not {permissions.PERMISSIONS[permission]}.")
+            return view(**kwargs)
+        return _mark(wrapped, "staff", permission)
+    return decorate
+
+
+login_required = staff("view")
+
+
+def can(permission: str) -> bool:
+    """Whether the signed-in staff member may do what ``permission`` names (for templates)."""
+    user = g.get("user")
+    return user is not None and permissions.allowed(user.role, permission)
 
 
 def public(view):
-    """Mark a plugin's view as open to visitors who are not signed in (a status page, a webhook)."""
+    """Mark a view as open to visitors who are not signed in (a status page, a webhook)."""
     view.wispbill_public = True
-    return view
+    return _mark(view, "public")
 
 
 def require_staff_unless_public():
@@ -65,18 +90,28 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=("GET", "POST"))
+@public
 def login():
-    """The sign-in form; on success, back to the page that asked for it."""
+    """The sign-in form; on success, back to the page that asked for it.
+
+    Failed attempts count towards the lockout of :mod:`core.login_throttle`.
+    """
     error = None
     status = 200
     if request.method == "POST":
         username = request.form.get("username", "")
+        try:
+            login_throttle.check("staff", username, request.remote_addr)
+        except login_throttle.TooManyAttempts as exc:
+            return render_template("auth/login.html", error=str(exc)), 429, {"Retry-After": str(exc.retry_after)}
         with audit.acting_as(f"user:{username.strip()[:100]}"):
             user = users.authenticate(username, request.form.get("password", ""))
         if user is None:
+            login_throttle.failed("staff", username, request.remote_addr)
             error = "Wrong username or password."
             status = 400
         else:
+            login_throttle.succeeded("staff", username)
             sessions.revoke(session.get("token"))  # signing in again ends the previous session
             session.clear()
             session.permanent = True
@@ -86,6 +121,7 @@ def login():
 
 
 @bp.route("/logout", methods=("POST",))
+@public
 def logout():
     """End the session (a POST with the CSRF token, so a link cannot sign anyone out)."""
     if g.user is not None:

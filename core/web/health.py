@@ -7,6 +7,7 @@ import logging
 from flask import Blueprint, g, jsonify
 
 from core import __version__, migrations
+from core.web.auth import public
 from core.db import backend_name, database
 
 bp = Blueprint("health", __name__)
@@ -14,6 +15,7 @@ log = logging.getLogger(__name__)
 
 
 @bp.route("/healthz")
+@public
 def healthz():
     """Database reachability and schema version; 200 when usable, 503 otherwise.
 

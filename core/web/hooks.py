@@ -15,6 +15,7 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from core import audit, gateways, payments
+from core.web.auth import public
 from core.db import database
 from core.errors import NotFound, PluginError, ValidationError
 from core.hooktypes import Notification, WebhookReply
@@ -57,6 +58,7 @@ def _reply(pm, gateway: str, notification: Notification, notices, error: str | N
 
 @bp.route("/<gateway>", methods=("POST",), defaults={"path": ""})
 @bp.route("/<gateway>/<path:path>", methods=("POST",))
+@public
 def receive(gateway: str, path: str):
     """Verify, read and record one notification from ``gateway``."""
     pm = get_manager()

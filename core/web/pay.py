@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from core import documents, gateways, paylinks, payments, settings
+from core.web.auth import public
 from core.errors import PluginError, ValidationError
 from core.models import Invoice, PaymentAttempt
 
@@ -55,12 +56,14 @@ def _page(token: str, invoice: Invoice, *, error=None, message=None, status=200,
 
 
 @bp.route("/<token>")
+@public
 def page(token: str):
     """What is due on the invoice, and how to pay it."""
     return _page(token, paylinks.invoice_for(token))
 
 
 @bp.route("/<token>/status")
+@public
 def status(token: str):
     """The payment status part of the page, polled by htmx while a payment is confirmed."""
     invoice = paylinks.invoice_for(token)
@@ -71,6 +74,7 @@ def status(token: str):
 
 
 @bp.route("/<token>/invoice.pdf")
+@public
 def invoice_pdf(token: str):
     """The invoice itself, as the subscriber's copy."""
     invoice = paylinks.invoice_for(token)
@@ -80,6 +84,7 @@ def invoice_pdf(token: str):
 
 
 @bp.route("/<token>/<gateway>", methods=("POST",))
+@public
 def start(token: str, gateway: str):
     """Start paying what is due through ``gateway``."""
     invoice = paylinks.invoice_for(token)

@@ -19,6 +19,7 @@ from collections import defaultdict, deque
 from flask import Blueprint, Response, render_template, request
 
 from core import paylinks
+from core.web.auth import public
 from core.models import Customer, Invoice, Service
 
 bp = Blueprint("suspended", __name__)
@@ -99,6 +100,7 @@ def _render(status=200, **context) -> Response:
 
 
 @bp.route("/suspended", methods=["GET"])
+@public
 def page():
     """Who this is, what is owed and how to pay; or a form asking for the account number."""
     address = request.remote_addr

@@ -58,3 +58,39 @@ def live_server(db, db_url, tmp_path):
     finally:
         process.terminate()
         process.wait(10)
+
+
+STAFF_PASSWORD = "staff password 1"
+
+
+def sign_in(client, username: str, password: str = STAFF_PASSWORD):
+    """Sign ``client`` in to the console; returns it."""
+    from tests.conftest import csrf_token_from
+
+    token = csrf_token_from(client.get("/auth/login"))
+    response = client.post("/auth/login", data={"username": username, "password": password, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+@pytest.fixture
+def staff_client(app, db):
+    """``staff_client("billing")``: a new test client signed in as a new user with that role."""
+    from core import users
+
+    made = {}
+
+    def make(role: str):
+        if role not in made:
+            users.create(f"staff-{role}", STAFF_PASSWORD, role=role)
+            made[role] = True
+        db.close()
+        return sign_in(app.test_client(), f"staff-{role}")
+    return make
+
+
+def form_token(client, path: str) -> str:
+    """The CSRF token of the page at ``path``, as ``client`` sees it."""
+    from tests.conftest import csrf_token_from
+
+    return csrf_token_from(client.get(path))

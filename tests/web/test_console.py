@@ -71,7 +71,9 @@ def test_unexpected_error_is_a_500_page_without_traceback(app, caplog):
     def boom():
         raise RuntimeError("internal detail that must not leak")
 
-    app.add_url_rule("/boom", "boom", boom)
+    from core.web.auth import public
+
+    app.add_url_rule("/boom", "boom", public(boom))
     app.config["PROPAGATE_EXCEPTIONS"] = False
     response = app.test_client().get("/boom")
     assert response.status_code == 500
