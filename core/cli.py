@@ -410,8 +410,10 @@ import core.cli_doctor  # noqa: E402,F401  (registers doctor on ``cli``)
 from core import cli_billing  # noqa: E402,F401  (registers the billing commands on ``cli``)
 from core import cli_dunning  # noqa: E402,F401  (registers the dunning commands on ``cli``)
 from core import cli_payments  # noqa: E402,F401  (registers the payment commands on ``cli``)
+from core import cli_portal  # noqa: E402,F401  (registers the portal sign-in commands on ``cli``)
 from core import cli_routers  # noqa: E402,F401  (registers the router commands on ``cli``)
 from core import cli_templates  # noqa: E402,F401  (registers the templates and notifications commands)
+from core import cli_tokens  # noqa: E402,F401  (registers the API token commands on ``cli``)
 
 
 def add_plugin_commands(pm, group=None) -> None:

@@ -1,0 +1,3 @@
+"""``wispbill tokens``: staff API tokens."""
+
+from __future__ import annotations
