@@ -21,7 +21,7 @@ from core.db import bind, database
 from core.errors import PluginError
 from core.money import Money
 from core.plugins import build_manager, set_manager
-from core.web import errors, security
+from core.web import dispatch, errors, security
 from core.web.auth import can, public
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -85,13 +85,18 @@ def create_app(test_config: dict | None = None) -> Flask:
         g.audit_token = audit.set_actor("anonymous")
         g.settings_token = settings.begin_snapshot()
         g.db_error = None
+        dispatch.begin()
         try:
             database.connect(reuse_if_open=True)
         except Exception as exc:  # reported by /healthz; other pages answer 503
             g.db_error = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
 
     @app.teardown_request
-    def _close_db(_exc):
+    def _close_db(exc):
+        try:
+            dispatch.finish(exc)
+        except Exception:  # never turn a finished request into an error
+            app.logger.exception("handing the request's events to plugins failed")
         token = g.pop("audit_token", None)
         if token is not None:
             audit.reset_actor(token)
