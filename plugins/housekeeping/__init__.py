@@ -1,13 +1,25 @@
-"""Routine upkeep: collecting usage from the usage sources, and clean-up of ended staff sessions."""
+"""Routine upkeep: collecting usage from the usage sources, and clean-up of ended sessions and old sign-in failures."""
 
-from core import hookimpl, sessions, usage
+import importlib
+
+from core import hookimpl, login_throttle, sessions, usage
 from core.hooktypes import Job
+
+
+def purge_ended() -> dict:
+    """Delete staff and portal sessions ended 30 days ago, used or expired reset links, and old sign-in failures."""
+    done = {"staff_sessions": sessions.purge(), "login_failures": login_throttle.purge()}
+    portal = importlib.import_module("core.portal_accounts")
+    if hasattr(portal, "purge"):
+        done["portal"] = portal.purge()
+    return done
 
 
 @hookimpl
 def register_jobs():
-    """Usage collection every five minutes; at 03:17 UTC, staff sessions ended 30 days ago are deleted."""
-    return [Job(id="housekeeping.purge_sessions", func=sessions.purge, trigger="cron",
-                schedule={"hour": 3, "minute": 17}, description="delete long-ended staff sessions"),
+    """Usage collection every five minutes; at 03:17 UTC, ended sessions and old sign-in failures are deleted."""
+    return [Job(id="housekeeping.purge_sessions", func=purge_ended, trigger="cron",
+                schedule={"hour": 3, "minute": 17},
+                description="delete long-ended sessions, spent reset links and old sign-in failures"),
             Job(id="usage.collect", func=usage.collect, trigger="interval", schedule={"minutes": 5},
                 description="collect usage from the usage sources (RADIUS accounting, ...)")]
