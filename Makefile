@@ -32,10 +32,10 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	@umask 077; mkdir -p "$(WISPBILL_DATA_DIR)"; \
 	  out="$$($(BIN)/wispbill init --demo --demo-router mikrotik@127.0.0.1:$(LAB_PORT))" || exit 1; \
-	  printf '%s\n' "$$out" | grep -v "^admin password"; \
+	  printf '%s\n' "$$out" | grep -v -e "^admin password" -e "^portal password"; \
 	  if printf '%s\n' "$$out" | grep -q "^admin password"; then \
-	    printf '%s\n' "$$out" | grep "^admin" > "$(WISPBILL_DATA_DIR)/demo-login.txt"; fi
-	@echo "---"; echo "Sign in at http://$(HOST):$(PORT)/ with:"; \
+	    printf '%s\n' "$$out" | grep -e "^admin" -e "^portal" > "$(WISPBILL_DATA_DIR)/demo-login.txt"; fi
+	@echo "---"; echo "Sign in at http://$(HOST):$(PORT)/ (staff) and http://$(HOST):$(PORT)/portal/ (customer) with:"; \
 	  cat "$(WISPBILL_DATA_DIR)/demo-login.txt" 2>/dev/null || echo "(the admin created earlier)"; echo "---"
 	@# The lab router and the scheduler run beside the web app and stop with it.
 	@$(BIN)/wispbill lab router --port $(LAB_PORT) --state "$(WISPBILL_DATA_DIR)/lab-router.json" & lab=$$!; \

@@ -172,6 +172,10 @@ def init(admin_user, admin_password, demo, currency, demo_router):
 
             plans, people = demo_data.load(currency)
             click.echo(f"demo data: {plans} plan(s), {people} customer(s) added")
+            made = demo_data.portal_login()
+            if made:
+                click.echo(f"portal login: {made[0]}")
+                click.echo(f"portal password: {made[1]}  (the demo customer's, for /portal/; shown once)")
             if lab:
                 bound = demo_data.add_router(*lab)
                 click.echo(f"demo router: lab ({lab[0]} at {lab[1]}:{lab[2]}), {bound} service(s) bound")

@@ -90,6 +90,21 @@ def load(currency: str = "USD") -> tuple[int, int]:
     return plans, customers_made
 
 
+DEMO_PORTAL_CUSTOMER = "Amina Wanjiru"
+
+
+def portal_login() -> tuple[str, str] | None:
+    """Give the demo customer a portal password unless they have one; return (email, password) when made."""
+    from core import portal_accounts, users
+
+    customer = Customer.get_or_none(Customer.name == DEMO_PORTAL_CUSTOMER)
+    if customer is None or customer.email is None or portal_accounts.has_login(customer):
+        return None
+    password = users.generate_password()
+    portal_accounts.set_password(customer, password)
+    return customer.email, password
+
+
 def _subscribe_and_bill() -> None:
     """Give demo customers without services theirs, from two months back, and bill up to today."""
     start = (today().replace(day=1) - dt.timedelta(days=45)).replace(day=10)

@@ -64,7 +64,15 @@ def test_init_with_given_password_and_demo(cli):
 
     with database.connection_context():
         assert demo.load("KES") == (0, 0)
+        assert demo.portal_login() is None  # the demo customer's portal password was made once
     assert (Service.select().count(), Invoice.select().count(), Payment.select().count()) == counts
+    # the demo customer can sign in to the portal with what init printed
+    email = result.output.split("portal login: ")[1].split()[0]
+    password = result.output.split("portal password: ")[1].split()[0]
+    from core import portal_accounts
+
+    with database.connection_context():
+        assert portal_accounts.authenticate(email, password).name == demo.DEMO_PORTAL_CUSTOMER
 
 
 def test_migrate_is_safe_to_rerun(cli):
