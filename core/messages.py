@@ -69,6 +69,9 @@ VARIABLES: dict[str, Variable] = {
     "overdue_amount": Variable("how much is overdue, with its currency", "KES 2,500.00"),
     "days_overdue": Variable("days since the oldest overdue invoice was due", 12),
     "oldest_due_date": Variable("the due date of the oldest overdue invoice, or empty", "2026-03-15"),
+    "reset_url": Variable("the link that sets a new portal password (works once)",
+                          "https://billing.example.net/portal/reset/sample-token"),
+    "reset_minutes": Variable("how many minutes the password link works", 60),
 }
 
 _COMMON = ("company_name", "customer_name", "account_number")
@@ -98,6 +101,8 @@ TEMPLATES: dict[str, TemplateInfo] = {t.name: t for t in (
     TemplateInfo("suspended", "the account's service was suspended for non-payment", _ACCOUNT),
     TemplateInfo("terminated", "the account's service was terminated for non-payment", _ACCOUNT),
     TemplateInfo("restored", "a throttled or suspended account is back to normal", _ACCOUNT),
+    TemplateInfo("password_reset", "the customer asked for a portal password link, or staff sent one",
+                 _COMMON + ("reset_url", "reset_minutes")),
 )}
 
 
