@@ -7,6 +7,7 @@ import re
 from peewee import SQL, NodeList, fn
 
 from core import audit, numbering, settings, validate
+from core.bulk import is_sqlite
 from core.db import database, refuse_conflict
 from core.errors import NotFound, ValidationError
 from core.models import Customer
@@ -121,21 +122,36 @@ def _next_free_account_number() -> str:
 
 
 def search(query: str | None = None, limit: int = 100, offset: int = 0):
-    """Customers whose name, account number, e-mail or phone contains ``query``, by name."""
+    """Customers whose name, account number, e-mail or phone contains ``query`` (any case), by name.
+
+    Only the columns the text could be in are read: a phone number has no letters, an
+    e-mail address no spaces, a name no ``@``. Over 100,000 customers this is one scan
+    of the table, so callers keep ``limit`` small (the console asks for 50).
+    """
     q = Customer.select().order_by(Customer.name, Customer.id)
-    if query:
-        text = query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        like = f"%{text}%"
-        q = q.where(
-            _like(Customer.name, like) | _like(Customer.account_number, like)
-            | _like(Customer.email, like) | _like(Customer.phone, like)
-        )
+    text = (query or "").strip()
+    if text:
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        condition = _like(Customer.account_number, like)
+        if "@" not in text:
+            condition = condition | _like(Customer.name, like)
+        if " " not in text:
+            condition = condition | _like(Customer.email, like)
+        if not any(c.isalpha() for c in text):
+            condition = condition | _like(Customer.phone, like)
+        q = q.where(condition)
     return list(q.limit(limit).offset(offset))
 
 
 def _like(column, pattern):
-    """Case-insensitive ``LIKE`` with ``\\`` as escape, the same on SQLite and PostgreSQL."""
-    return NodeList((fn.LOWER(column), SQL("LIKE"), fn.LOWER(pattern), SQL("ESCAPE '\\'")))
+    """Case-insensitive ``LIKE`` with ``\\`` as escape, the same on SQLite and PostgreSQL.
+
+    SQLite's ``LIKE`` ignores the case of ASCII letters already (as its ``LOWER`` only
+    folds those); on PostgreSQL ``LOWER(column) LIKE`` scans about twice as fast as ``ILIKE``.
+    """
+    if is_sqlite(database.obj):
+        return NodeList((column, SQL("LIKE"), pattern, SQL("ESCAPE '\\'")))
+    return NodeList((fn.LOWER(column), SQL("LIKE"), pattern.lower(), SQL("ESCAPE '\\'")))
 
 
 def as_dict(customer: Customer) -> dict:
