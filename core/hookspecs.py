@@ -63,6 +63,18 @@ def register_routes():
 
 
 @hookspec
+def console_links():
+    """Link the staff console to the plugin's own pages.
+
+    Returns a list of ``(label, endpoint)`` pairs: the text of a link and the endpoint of
+    a view the plugin registered through ``register_routes`` that takes no arguments
+    (``"radius.actions"``). The routers and dunning pages of the console show them; a
+    link whose endpoint does not exist, needs arguments, or is guarded by a permission
+    the signed-in staff member lacks is left out.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add commands to the ``wispbill`` CLI.
 

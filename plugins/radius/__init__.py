@@ -49,6 +49,20 @@ def register_commands(cli):
 
 
 @hookimpl
+def register_routes():
+    """The console page of the Disconnect/CoA queue (``/plugins/radius/actions``)."""
+    from plugins.radius import web
+
+    return [web.bp]
+
+
+@hookimpl
+def console_links():
+    """Link the routers and dunning pages to the queue."""
+    return [("RADIUS session requests", "radius.actions_page")]
+
+
+@hookimpl
 def enforcer_describe():
     """Routers of kind ``radius``: each is one NAS; applying writes only to this database."""
     return EnforcerInfo(KIND, "RADIUS NAS (FreeRADIUS tables, Disconnect and CoA)", transactional=True)

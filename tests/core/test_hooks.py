@@ -313,6 +313,62 @@ def test_hook_register_routes(pm, tmp_path, caplog):
     assert client.get("/auth/login").status_code == 200
 
 
+def test_hook_console_links(db, db_url, pm, tmp_path):
+    """The routers and dunning pages link to plugins' pages the signed-in user may open, and no others."""
+    from core import users
+    from core.web import create_app
+    from core.web.auth import staff
+    from tests.conftest import csrf_token_from
+
+    bp = Blueprint("acmelinks", __name__, url_prefix="/plugins/acmelinks")
+
+    @bp.route("/")
+    def overview():
+        return "overview"
+
+    @bp.route("/tools")
+    @staff("routers.manage")
+    def tools():
+        return "tools"
+
+    @bp.route("/item/<int:n>")
+    def item(n):
+        return str(n)
+
+    class Links:
+        @hookimpl
+        def register_routes(self):
+            return [bp]
+
+        @hookimpl
+        def console_links(self):
+            return [("Acme overview", "acmelinks.overview"), ("Acme tools", "acmelinks.tools"),
+                    ("Needs an id", "acmelinks.item"), ("Nowhere", "acmelinks.missing"), "not a pair"]
+
+    class Broken:
+        @hookimpl
+        def console_links(self):
+            raise RuntimeError("boom")
+
+    pm.add(Links(), "acmelinks", "test")
+    pm.add(Broken(), "broken", "test")
+    db.close()
+    app = create_app({"DATABASE_URL": db_url, "DATA_DIR": str(tmp_path), "SECRET_KEY": SECRET,
+                      "PLUGIN_MANAGER": pm, "TESTING": True})
+    users.create("boss", "boss password 1", role="admin")
+    users.create("helper", "helper password 1", role="support")
+    for username, password, shown in (("boss", "boss password 1", {"Acme overview", "Acme tools"}),
+                                      ("helper", "helper password 1", {"Acme overview"})):
+        client = app.test_client()
+        token = csrf_token_from(client.get("/auth/login"))
+        client.post("/auth/login", data={"username": username, "password": password, "csrf_token": token})
+        for path in ("/admin/routers", "/admin/dunning"):
+            page = client.get(path).get_data(as_text=True)
+            found = {label for label in ("Acme overview", "Acme tools", "Needs an id", "Nowhere") if label in page}
+            assert found == shown, (username, path)
+            assert 'href="/plugins/acmelinks/"' in page
+
+
 def test_hook_register_commands(pm, monkeypatch, tmp_path, capsys):
     from core import cli as cli_module
 
