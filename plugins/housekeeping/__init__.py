@@ -1,18 +1,13 @@
 """Routine upkeep: collecting usage from the usage sources, and clean-up of ended sessions and old sign-in failures."""
 
-import importlib
-
-from core import hookimpl, login_throttle, sessions, usage
+from core import hookimpl, login_throttle, portal_accounts, sessions, usage
 from core.hooktypes import Job
 
 
 def purge_ended() -> dict:
     """Delete staff and portal sessions ended 30 days ago, used or expired reset links, and old sign-in failures."""
-    done = {"staff_sessions": sessions.purge(), "login_failures": login_throttle.purge()}
-    portal = importlib.import_module("core.portal_accounts")
-    if hasattr(portal, "purge"):
-        done["portal"] = portal.purge()
-    return done
+    return {"staff_sessions": sessions.purge(), "portal": portal_accounts.purge(),
+            "login_failures": login_throttle.purge()}
 
 
 @hookimpl
