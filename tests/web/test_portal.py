@@ -148,6 +148,8 @@ def test_each_page_shows_the_customers_own_account_only(app, client, testpay):
     for path in (f"/portal/invoices/{theirs.id}.pdf", f"/portal/invoices/{theirs.id}/pay",
                  f"/portal/invoices/{theirs.id}/status", "/portal/invoices/999999.pdf"):
         assert client.get(path).status_code == 404, path
+    missing = client.get("/portal/invoices/999999.pdf").get_data(as_text=True)
+    assert "Back to your account" in missing and "dashboard" not in missing  # the portal's own error page
     token = csrf_token_from(client.get("/portal/"))
     assert client.post(f"/portal/invoices/{theirs.id}/pay/testpay", data={"csrf_token": token}).status_code == 404
 
