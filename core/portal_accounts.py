@@ -20,18 +20,14 @@ import hashlib
 import re
 import secrets
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from peewee import fn
 
-from core import audit, messages, notifications
+from core import audit, messages, notifications, passwords
 from core.clock import utcnow
 from core.db import database
 from core.errors import ValidationError
 from core.models import Customer, CustomerLogin, PasswordReset, PortalSession
 
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not-a-real-password")  # verified when nobody matches: same time either way
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200
@@ -104,7 +100,7 @@ def has_login(customer: Customer) -> bool:
 def set_password(customer: Customer, password: str, *, end_sessions: bool = True) -> CustomerLogin:
     """Set (or replace) the portal password of ``customer``, audited; ends their portal sessions."""
     check_password(password)
-    hashed = _hasher.hash(password)
+    hashed = passwords.hash_password(password)
     with database.atomic():
         login = CustomerLogin.get_or_none(CustomerLogin.customer == customer.id)
         if login is None:
@@ -129,24 +125,18 @@ def authenticate(identifier: str, password: str) -> Customer | None:
     found = None
     for customer in candidates:
         login = logins.get(customer.id)
-        try:
-            _hasher.verify(login.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            continue
-        found = (customer, login)
-        break
+        if passwords.verify(login.password_hash, password):
+            found = (customer, login)
+            break
     if not candidates:
-        try:
-            _hasher.verify(_DUMMY_HASH, password)
-        except (VerificationError, InvalidHashError):
-            pass
+        passwords.verify(None, password)  # nobody matches: take as long as a real check
     if found is None:
         return None
     customer, login = found
     with database.atomic():
         changes = {"last_login_at": utcnow()}
-        if _hasher.check_needs_rehash(login.password_hash):
-            changes["password_hash"] = _hasher.hash(password)
+        if passwords.needs_rehash(login.password_hash):
+            changes["password_hash"] = passwords.hash_password(password)
         CustomerLogin.update(**changes).where(CustomerLogin.id == login.id).execute()
         audit.record("customer.portal_login", "customer", customer.id)
     return customer

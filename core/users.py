@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import secrets
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
-from core import audit, validate
+from core import audit, passwords, validate
 from core.clock import utcnow
 from core.db import database, refuse_conflict
 from core.errors import ValidationError
 from core.models import USER_ROLES, User
 
-_hasher = PasswordHasher()
 MIN_PASSWORD = 10
-# Verified against when the user does not exist, so a login takes as long either way.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
 def generate_password() -> str:
@@ -47,7 +41,7 @@ def create(username, password, role="admin") -> User:
     with refuse_conflict(f"user {username!r} already exists", "username"), database.atomic():
         if User.select().where(User.username == username).exists():
             raise ValidationError(f"user {username!r} already exists", "username")
-        user = User.create(username=username, password_hash=_hasher.hash(password), role=role)
+        user = User.create(username=username, password_hash=passwords.hash_password(password), role=role)
         audit.record("user.create", "user", user.id, None, audit.snapshot(user, exclude=("password_hash",)))
     return user
 
@@ -55,16 +49,12 @@ def create(username, password, role="admin") -> User:
 def authenticate(username: str, password: str) -> User | None:
     """The active user with these credentials, or ``None``; upgrades stale hashes."""
     user = User.get_or_none((User.username == (username or "").strip()) & (User.active == True))  # noqa: E712
-    try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
-    except (VerificationError, InvalidHashError):
-        return None
-    if user is None:
+    if not passwords.verify(user.password_hash if user else None, password) or user is None:
         return None
     with database.atomic():
         changes = {"last_login_at": utcnow()}
-        if _hasher.check_needs_rehash(user.password_hash):
-            changes["password_hash"] = _hasher.hash(password)
+        if passwords.needs_rehash(user.password_hash):
+            changes["password_hash"] = passwords.hash_password(password)
         User.update(**changes).where(User.id == user.id).execute()
         audit.record("user.login", "user", user.id)
     return user
@@ -154,7 +144,7 @@ def reset_password(user: User, password) -> User:
     with database.atomic():
         user = _locked(user)
         _revoke_sessions(user)
-        User.update(password_hash=_hasher.hash(password)).where(User.id == user.id).execute()
+        User.update(password_hash=passwords.hash_password(password)).where(User.id == user.id).execute()
         audit.record("user.password_reset", "user", user.id)
     return User.get_by_id(user.id)
 

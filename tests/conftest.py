@@ -331,3 +331,21 @@ def run_concurrently(db_url: str, work, workers: int) -> list:
     if errors:
         raise errors[0]
     return results
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quick_password_hashing():
+    """argon2id with small costs in the test process: the same code and checks, in a fraction of the time.
+
+    Servers the tests start as processes (``live_server``) keep the real costs.
+    """
+    from argon2 import PasswordHasher
+
+    from core import passwords
+
+    real = passwords.hasher
+    passwords.hasher = PasswordHasher(time_cost=1, memory_cost=256, parallelism=1)
+    passwords._dummy = None
+    yield
+    passwords.hasher = real
+    passwords._dummy = None
