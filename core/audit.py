@@ -40,9 +40,12 @@ def reset_actor(token) -> None:
     _actor.reset(token)
 
 
+ACTOR_LENGTH = 150  # the width of every *_by and actor column
+
+
 def current_actor() -> str:
-    """The actor writes are attributed to right now."""
-    return _actor.get()
+    """The actor writes are attributed to right now (at most :data:`ACTOR_LENGTH` characters)."""
+    return _actor.get()[:ACTOR_LENGTH]
 
 
 def record(action: str, object_type: str, object_id=None, before=None, after=None) -> AuditEvent:

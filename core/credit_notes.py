@@ -145,7 +145,7 @@ def issue(invoice: Invoice, *, reason: str, parts: list[Part] | None = None, amo
                                  number=numbering.take(series), currency=invoice.currency,
                                  subtotal_minor=total - tax, tax_minor=tax, total_minor=total,
                                  unallocated_minor=total, reason=reason[:2000], issued_at=utcnow(),
-                                 created_by=audit.current_actor())
+                                 created_by=audit.current_actor()[:100])
         if whole:
             what = "Void" if void else "Credit"
             net_part = total if invoice.tax_inclusive else total - tax
