@@ -8,6 +8,7 @@ from peewee import SQL, NodeList, fn
 
 from core import audit, numbering, settings, validate
 from core.bulk import is_sqlite
+from core.clock import utcnow
 from core.db import database, refuse_conflict
 from core.errors import NotFound, ValidationError
 from core.models import Customer
@@ -169,3 +170,27 @@ def as_dict(customer: Customer) -> dict:
         "state": customer.state,
         "created_at": customer.created_at.isoformat(timespec="seconds"),
     }
+
+
+def update_contact(customer: Customer, data: dict) -> Customer:
+    """Change the name, e-mail, phone, address or notes of ``customer`` (keys of ``data``), validated like a new one, audited.
+
+    Only the fields named are touched; an empty address or notes clears it.
+    """
+    checks = {
+        "name": lambda v: validate.text(v, "name"),
+        "email": validate.email,
+        "phone": validate.phone,
+        "address": lambda v: validate.text(v, "address", required=False, max_length=1000),
+        "notes": lambda v: validate.text(v, "notes", required=False, max_length=5000),
+    }
+    changes = {name: checks[name](value) for name, value in data.items()}
+    with database.atomic():
+        customer = Customer.get_by_id(customer.id)
+        before = audit.snapshot(customer)
+        changes = {k: v for k, v in changes.items() if getattr(customer, k) != v}
+        if changes:
+            Customer.update(updated_at=utcnow(), **changes).where(Customer.id == customer.id).execute()
+            customer = Customer.get_by_id(customer.id)
+            audit.record("customer.update", "customer", customer.id, before, audit.snapshot(customer))
+    return customer

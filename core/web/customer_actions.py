@@ -12,7 +12,7 @@ import logging
 
 from flask import flash, redirect, request, url_for
 
-from core import charges, credit_notes, dashboard, dunning, holds, payments, services, validate
+from core import charges, credit_notes, customers, dashboard, dunning, holds, payments, services, validate
 from core.errors import ValidationError
 from core.models import Customer, Invoice, Plan, Service
 from core.web.admin import bp, get_customer, render_customer
@@ -154,3 +154,13 @@ def restore(customer_id: int):
             text += f" A promise to pay runs until {result.promise_until.isoformat()}."
         return text
     return _act(customer_id, "restore", ("reason",), work)
+
+
+@bp.route("/customers/<int:customer_id>/contact", methods=("POST",))
+@staff("customers.edit")
+def edit_contact(customer_id: int):
+    """Change the customer's name, e-mail, phone, address and notes."""
+    def work(customer, form):
+        changed = customers.update_contact(customer, form)
+        return f"Contact details of {changed.account_number} saved."
+    return _act(customer_id, "contact", ("name", "email", "phone", "address", "notes"), work)

@@ -102,7 +102,8 @@ def test_support_and_readonly_see_no_action_forms_and_are_refused(staff_client):
     for role in ("support", "readonly"):
         client = staff_client(role)
         page = page_of(client, customer)
-        assert 'id="actions"' not in page and 'name="amount"' not in page
+        assert 'name="amount"' not in page and 'name="reason"' not in page
+        assert (f'action="/admin/customers/{customer.id}/contact"' in page) == (role == "support")  # support edits contact
         token = csrf_token_from(client.get(f"/admin/customers/{customer.id}"))
         paid = client.post(f"/admin/customers/{customer.id}/payments",
                            data={"csrf_token": token, "amount": "2,500.00"})
@@ -167,3 +168,28 @@ def test_names_addresses_and_notes_are_escaped(logged_in):
         assert evil not in body
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt; street" in page and "note &lt;script&gt;" in page
+
+
+def test_contact_details_are_edited_validated_and_audited(staff_client):
+    customer = make_customer(name="Juma Ali", email="juma@example.net")
+    support = staff_client("support")
+    token = csrf_token_from(support.get(f"/admin/customers/{customer.id}"))
+    fields = {"csrf_token": token, "name": "Juma Ali Hassan", "email": "juma@example.org", "phone": "+255 700 111 222",
+              "address": "Plot 4", "notes": "<b>gate code</b> 1234"}
+    bad = support.post(f"/admin/customers/{customer.id}/contact", data={**fields, "email": "not an address"})
+    assert bad.status_code == 400 and "not an e-mail address" in bad.get_data(as_text=True)
+    assert Customer.get_by_id(customer.id).email == "juma@example.net"  # nothing written
+    saved = support.post(f"/admin/customers/{customer.id}/contact", data=fields)
+    assert saved.status_code == 302
+    row = Customer.get_by_id(customer.id)
+    assert (row.name, row.email, row.phone, row.notes) == ("Juma Ali Hassan", "juma@example.org", "+255 700 111 222",
+                                                           "<b>gate code</b> 1234")
+    event = AuditEvent.get(AuditEvent.action == "customer.update")
+    assert event.actor == "user:staff-support" and event.before["email"] == "juma@example.net"
+    assert "&lt;b&gt;gate code&lt;/b&gt;" in page_of(support, customer)
+    readonly = staff_client("readonly")
+    token = csrf_token_from(readonly.get(f"/admin/customers/{customer.id}"))
+    refused = readonly.post(f"/admin/customers/{customer.id}/contact", data={**fields, "csrf_token": token,
+                                                                             "name": "Someone Else"})
+    assert refused.status_code == 403 and Customer.get_by_id(customer.id).name == "Juma Ali Hassan"
+

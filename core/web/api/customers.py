@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from core import audit, customers, ledger, validate
-from core.clock import utcnow
-from core.db import database
+from core import customers, ledger, validate
 from core.models import Customer
 from core.web.api import bp
 from core.web.api.auth import api_call
@@ -66,25 +64,4 @@ def create_customer():
 def update_customer(customer_id: int):
     data = UPDATE.parse_body()
     customer = one(Customer, customer_id, "customer")
-    return answer(detail(update_contact(customer, data)))
-
-
-def update_contact(customer: Customer, data: dict) -> Customer:
-    """Change the name, e-mail, phone, address or notes of ``customer``, validated like a new one, audited."""
-    checks = {
-        "name": lambda v: validate.text(v, "name"),
-        "email": validate.email,
-        "phone": validate.phone,
-        "address": lambda v: validate.text(v, "address", required=False, max_length=1000),
-        "notes": lambda v: validate.text(v, "notes", required=False, max_length=5000),
-    }
-    changes = {name: checks[name](value) for name, value in data.items()}
-    with database.atomic():
-        customer = Customer.get_by_id(customer.id)
-        before = audit.snapshot(customer)
-        changes = {k: v for k, v in changes.items() if getattr(customer, k) != v}
-        if changes:
-            Customer.update(updated_at=utcnow(), **changes).where(Customer.id == customer.id).execute()
-            customer = Customer.get_by_id(customer.id)
-            audit.record("customer.update", "customer", customer.id, before, audit.snapshot(customer))
-    return customer
+    return answer(detail(customers.update_contact(customer, data)))
