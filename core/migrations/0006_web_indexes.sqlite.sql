@@ -1,5 +1,7 @@
 -- Schema version 6: indexes for the console's figures: payments by day, invoices by month,
--- and what is still open by due date (a partial index: paid invoices are most of the table).
+-- and each customer's open invoices by due date (partial: paid invoices are most of the table).
 CREATE INDEX "payment_received_at" ON "payment" ("received_at");
 CREATE INDEX "invoice_issue_date" ON "invoice" ("issue_date");
-CREATE INDEX "invoice_open_due_date" ON "invoice" ("currency", "due_date") WHERE status = 'issued';
+CREATE INDEX "invoice_open_customer_id" ON "invoice" ("customer_id", "due_date") WHERE status = 'issued';
+-- Customer search walks customers by name and stops at the page's limit.
+CREATE INDEX "customer_name" ON "customer" ("name", "id");
