@@ -20,6 +20,8 @@ from core import migrations
 from core.db import bind, database, make_database
 from core.plugins import build_manager, set_manager
 
+pytest_plugins = ["tests.web.browser"]  # the browser and page fixtures
+
 POSTGRES_URL = os.environ.get("WISPBILL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "test-secret-key-that-is-long-enough"
 ADMIN_PASSWORD = "correct horse battery"

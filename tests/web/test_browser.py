@@ -1,37 +1,8 @@
 """The console in a real Chromium: sign in, search customers with htmx, sign out."""
 
-import shutil
-
-import pytest
-
 from tests.conftest import ADMIN_PASSWORD
 from tests.factories import make_customer
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
-
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (Debian package 'chromium')")
-    with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
+from tests.web.browser import expect
 
 
 def test_sign_in_search_and_sign_out(db, admin_user, live_server, page):
@@ -57,7 +28,7 @@ def test_sign_in_search_and_sign_out(db, admin_user, live_server, page):
     page.evaluate("window.__marker = 'same page'")
     page.fill("input[type=search]", "baraka")
     # (expect() polls from the test: wait_for_function would need eval, which the CSP refuses)
-    playwright_api.expect(page.locator("#customer-rows tr")).to_have_count(1)
+    expect(page.locator("#customer-rows tr")).to_have_count(1)
     assert "Baraka Mutua" in page.inner_text("#customer-rows")
     assert page.evaluate("window.__marker") == "same page"
 

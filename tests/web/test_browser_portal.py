@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import urllib.request
 
-import pytest
 
 from core import payments, portal_accounts, settings
 from core.models import Invoice, UsageRecord
@@ -19,20 +18,10 @@ from core.money import Money
 from tests.factories import make_customer, make_issued_invoice, make_plan, make_service
 from tests.gateways.stripe_standin import API_KEY, StripeStandIn
 from tests.gateways.test_stripe import WEBHOOK_SECRET, event, notification, session
-from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
+from tests.web.browser import expect
 
 PASSWORD = "my phone portal password"
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (Debian package 'chromium')")
-    with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
 
 
 def _deliver_webhook(base_url: str, evt: dict) -> None:
@@ -85,7 +74,7 @@ def test_a_customer_on_a_phone_sees_usage_and_pays_by_hand_and_by_card(db, live_
             phone.click("text=Usage day by day")
             phone.wait_for_url("**/portal/usage")
             chart = phone.locator("svg.chart")
-            playwright_api.expect(chart).to_have_count(1)
+            expect(chart).to_have_count(1)
             heights = [float(h) for h in chart.locator("rect").evaluate_all("rs => rs.map(r => r.getAttribute('height'))")]
             assert len(heights) == 2 and all(h > 0 for h in heights)  # a bar for each day with usage
             assert "4.0 GB of 20.0 GB, 20%" in phone.inner_text(".usage-figure")
@@ -101,7 +90,7 @@ def test_a_customer_on_a_phone_sees_usage_and_pays_by_hand_and_by_card(db, live_
             payments.add_manual(customer, Money(150_000, "KES"), reference="CASH-DESK-1", invoice=by_hand)
             db.close()
             phone.reload()
-            playwright_api.expect(phone.locator(".pay-status")).to_contain_text("Paid. Thank you!")
+            expect(phone.locator(".pay-status")).to_contain_text("Paid. Thank you!")
 
             # (b) by card: off to Stripe's checkout, the signed webhook, back to the portal
             phone.goto(f"{live_server.url}/portal/")
@@ -117,11 +106,11 @@ def test_a_customer_on_a_phone_sees_usage_and_pays_by_hand_and_by_card(db, live_
             _deliver_webhook(live_server.url, event("checkout.session.completed", paid))
             phone.goto(sent["success_url"])  # where Stripe sends the payer back
             assert f"/portal/invoices/{by_card.id}/pay?attempt=" in phone.url
-            playwright_api.expect(phone.locator(".pay-status")).to_contain_text("Paid. Thank you!")
+            expect(phone.locator(".pay-status")).to_contain_text("Paid. Thank you!")
 
             phone.goto(f"{live_server.url}/portal/invoices")
             for invoice in (by_hand, by_card):
-                playwright_api.expect(phone.locator(f"#invoice-{invoice.id} .invoice-state")).to_contain_text("Paid")
+                expect(phone.locator(f"#invoice-{invoice.id} .invoice-state")).to_contain_text("Paid")
             assert phone.locator(".pay-now").count() == 0 and _fits(phone)
             phone.goto(f"{live_server.url}/portal/")
             assert "Nothing is due" in phone.inner_text("main")

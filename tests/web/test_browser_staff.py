@@ -6,11 +6,7 @@ from core import clock, dunning
 from core.models import Customer, Payment
 from tests.conftest import ADMIN_PASSWORD
 from tests.factories import make_customer, make_issued_invoice, make_service
-from tests.web import test_browser as shared
-
-browser = shared.browser  # the module-scoped Chromium, and a fresh page for each test
-page = shared.page
-expect = shared.playwright_api.expect
+from tests.web.browser import expect
 
 
 def test_staff_finds_a_suspended_customer_records_a_payment_and_sees_them_restored(db, admin_user, live_server,
