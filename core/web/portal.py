@@ -210,7 +210,8 @@ def pay(invoice_id: int):
 def pay_status(invoice_id: int):
     """The invoice's payment state, polled by htmx while a payment is being confirmed."""
     invoice = _own_invoice(invoice_id)
-    return _page("_pay_status.html", invoice=invoice, due=_due(invoice), poll=request.args.get("poll") == "1")
+    return render_template("pay/_status.html", invoice=invoice, due=_due(invoice), poll=request.args.get("poll") == "1",
+                           status_url=url_for("portal.pay_status", invoice_id=invoice.id))
 
 
 @bp.route("/invoices/<int:invoice_id>/pay/<gateway>", methods=("POST",))
