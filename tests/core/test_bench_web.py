@@ -27,6 +27,7 @@ def test_bench_web_measures_each_page_and_ends_with_the_worst_p95(tmp_path, monk
         v = figures["latency"][page]
         assert 0 < v["p50"] <= v["p95"] <= v["max"], (page, v)
     assert figures["worst_p95_ms"] == round(max(v["p95"] for v in figures["latency"].values()), 1)
+    assert figures["figures_ms"] > 0
     assert not (tmp_path / "web-bench.db").exists()  # the bench removes what it built
 
 
@@ -35,6 +36,7 @@ def test_bench_web_text_ends_with_the_worst_p95():
                           latency={p: {"p50": 1.0, "p95": 2.0 + i, "max": 9.0} for i, p in enumerate(bench_web.PAGES)})
     text = bench_web.lines(f)
     assert text[-1] == f"worst p95 ms: {2.0 + len(bench_web.PAGES) - 1:.1f}"
+    assert text[-2].startswith("dashboard figures: 0.0 ms to compute afresh")
     assert re.fullmatch(r"dashboard: p50 1\.0 ms, p95 2\.0 ms, max 9\.0 ms", text[1])
 
 
