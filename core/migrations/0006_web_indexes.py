@@ -9,19 +9,30 @@ connection's ``search_path``.
 
 from pathlib import Path
 
+import peewee
+
 from core.db import backend_name
 from core.migrations import run_sql_file
 
 SEARCHED = ("name", "account_number", "email", "phone")
 
 
-def _trigram_schema(db) -> str:
+def _installed(db) -> str | None:
     row = db.execute_sql("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
                          "WHERE e.extname = 'pg_trgm'").fetchone()
-    if row is not None:
-        return row[0]
-    db.execute_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
-    return "public"
+    return row[0] if row else None
+
+
+def _trigram_schema(db) -> str:
+    schema = _installed(db)
+    if schema is not None:
+        return schema
+    try:
+        with db.atomic():  # a savepoint: another migration creating it at the same moment is no failure
+            db.execute_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+    except peewee.IntegrityError:
+        pass
+    return _installed(db) or "public"
 
 
 def up(migrator, db):
