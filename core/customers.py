@@ -129,11 +129,13 @@ def search(query: str | None = None, limit: int = 100, offset: int = 0):
     """Customers whose name, account number, e-mail or phone contains ``query`` (any case), by name.
 
     Only the columns the text could be in are read: a phone number has no letters, an
-    e-mail address no spaces, a name no ``@``. A text of three characters or more is first
-    looked up in the trigram index of those columns (``customer_search`` on SQLite, the
-    ``pg_trgm`` indexes on PostgreSQL); when it matches fewer than :data:`SEARCH_COMMON`
-    customers, only those are read. A more common text (or a shorter one) is matched while
-    walking customers in name order, which stops as soon as the page is full.
+    e-mail address no spaces, a name no ``@``.
+
+    On SQLite a text of three characters or more is first looked up in the trigram index
+    ``customer_search``; when it matches fewer than :data:`SEARCH_COMMON` customers, only
+    those are read. A more common text (or a shorter one) is matched while walking
+    customers in name order, which stops as soon as the page is full. On PostgreSQL the
+    planner makes that choice itself, between the ``pg_trgm`` indexes and the name index.
     """
     q = Customer.select().order_by(Customer.name, Customer.id)
     text = (query or "").strip()
@@ -149,20 +151,17 @@ def search(query: str | None = None, limit: int = 100, offset: int = 0):
         condition = _like(columns[0], like)
         for column in columns[1:]:
             condition = condition | _like(column, like)
-        ids = _indexed(text, columns, condition) if len(text) >= 3 else None
+        ids = _indexed(text, columns) if len(text) >= 3 and is_sqlite(database.obj) else None
         q = q.where(Customer.id.in_(ids) if ids is not None else condition)
     return list(q.limit(limit).offset(offset))
 
 
-def _indexed(text: str, columns, condition) -> list[int] | None:
-    """The ids of the customers ``text`` matches, from the trigram index; ``None`` when there are many."""
-    if is_sqlite(database.obj):
-        names = " ".join(c.column_name for c in columns)
-        phrase = '"' + text.replace('"', '""') + '"'
-        rows = database.execute_sql("SELECT rowid FROM customer_search WHERE customer_search MATCH ? LIMIT ?",
-                                    (f"{{{names}}} : {phrase}", SEARCH_COMMON)).fetchall()
-    else:
-        rows = Customer.select(Customer.id).where(condition).limit(SEARCH_COMMON).tuples()
+def _indexed(text: str, columns) -> list[int] | None:
+    """The ids of the customers ``text`` matches, from SQLite's trigram index; ``None`` when there are many."""
+    names = " ".join(c.column_name for c in columns)
+    phrase = '"' + text.replace('"', '""') + '"'
+    rows = database.execute_sql("SELECT rowid FROM customer_search WHERE customer_search MATCH ? LIMIT ?",
+                                (f"{{{names}}} : {phrase}", SEARCH_COMMON)).fetchall()
     ids = [row[0] for row in rows]
     return ids if len(ids) < SEARCH_COMMON else None
 
