@@ -10,6 +10,9 @@
 #   WISPBILL_HTTP_PORT     nginx's plain HTTP port (redirects to HTTPS; /healthz) [80]
 #   WISPBILL_HTTPS_PORT    nginx's HTTPS port [443]
 #   WISPBILL_WEB_PORT      the web app's own port, on 127.0.0.1 behind nginx [8080]
+#   WISPBILL_PORTAL_PORT   the portal port, where routers send suspended subscribers' web
+#                          traffic (served by the web app directly, not through nginx) [8081]
+#   WISPBILL_PORTAL_LISTEN the address the portal port listens on [0.0.0.0]
 #   WISPBILL_RADIUS_LISTEN address FreeRADIUS listens on [*]
 #   WISPBILL_RADIUS_AUTH_PORT / WISPBILL_RADIUS_ACCT_PORT   FreeRADIUS's ports [1812 / 1813]
 #   WISPBILL_NO_SYSTEMD    1: install everything but never call systemctl (a chroot, a
@@ -33,6 +36,8 @@ DB_KIND="${WISPBILL_DB:-sqlite}"
 HTTP_PORT="${WISPBILL_HTTP_PORT:-80}"
 HTTPS_PORT="${WISPBILL_HTTPS_PORT:-443}"
 WEB_PORT="${WISPBILL_WEB_PORT:-8080}"
+PORTAL_PORT="${WISPBILL_PORTAL_PORT:-8081}"
+PORTAL_LISTEN="${WISPBILL_PORTAL_LISTEN:-0.0.0.0}"
 RADIUS_LISTEN="${WISPBILL_RADIUS_LISTEN:-*}"
 RADIUS_AUTH_PORT="${WISPBILL_RADIUS_AUTH_PORT:-1812}"
 RADIUS_ACCT_PORT="${WISPBILL_RADIUS_ACCT_PORT:-1813}"
@@ -57,7 +62,7 @@ changed() {  # changed WHAT [SERVICE...]: count one change, mark the services fo
 [ "$(id -u)" = 0 ] || die "run me as root"
 if [ ! -f "$SOURCE/setup.cfg" ] || [ ! -d "$SOURCE/appliance" ]; then die "$SOURCE is not a wispbill source tree"; fi
 case "$DB_KIND" in sqlite|postgresql) ;; *) die "WISPBILL_DB must be sqlite or postgresql, not $DB_KIND" ;; esac
-for port in "$HTTP_PORT" "$HTTPS_PORT" "$WEB_PORT" "$RADIUS_AUTH_PORT" "$RADIUS_ACCT_PORT"; do
+for port in "$HTTP_PORT" "$HTTPS_PORT" "$WEB_PORT" "$PORTAL_PORT" "$RADIUS_AUTH_PORT" "$RADIUS_ACCT_PORT"; do
   if ! [[ "$port" =~ ^[0-9]+$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then die "not a port: $port"; fi
 done
 
@@ -80,6 +85,8 @@ render() {
   shift 2
   tmp="$(mktemp)"
   sed -e "s|@WEB_PORT@|$WEB_PORT|g" \
+      -e "s|@PORTAL_PORT@|$PORTAL_PORT|g" \
+      -e "s|@PORTAL_LISTEN@|$PORTAL_LISTEN|g" \
       -e "s|@HTTP_PORT@|$HTTP_PORT|g" \
       -e "s|@HTTPS_PORT@|$HTTPS_PORT|g" \
       -e "s|@HTTPS_REDIRECT_PORT@|$HTTPS_REDIRECT_PORT|g" \

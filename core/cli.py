@@ -187,28 +187,38 @@ def init(admin_user, admin_password, demo, currency, demo_router):
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
 @click.option("--portal-port", type=click.IntRange(1, 65535),
               help="Also listen here for suspended subscribers' web traffic (routers redirect it to this port).")
-def serve(host, port, threads, portal_port):
+@click.option("--portal-host", help="The address the portal port listens on (default: --host), e.g. 0.0.0.0 "
+                                    "while the app itself listens on loopback behind a proxy.")
+def serve(host, port, threads, portal_port, portal_host):
     """Serve the web app with a production WSGI server (waitress)."""
     import waitress
 
     from core.web import create_app
 
-    try:
-        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise click.BadParameter(f"{host!r} is not an address or a name this machine can resolve",
-                                 param_hint="--host") from None
+    if portal_host and not portal_port:
+        raise click.BadParameter("goes with --portal-port", param_hint="--portal-host")
+    for name, value in (("--host", host), ("--portal-host", portal_host)):
+        if value is None:
+            continue
+        try:
+            socket.getaddrinfo(value, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            raise click.BadParameter(f"{value!r} is not an address or a name this machine can resolve",
+                                     param_hint=name) from None
     if portal_port == port:
         raise click.BadParameter("must differ from --port", param_hint="--portal-port")
     open_database()
     app = create_app({"PORTAL_PORT": portal_port} if portal_port else None)
-    shown = '[' + host + ']' if ':' in host else host
-    listen = f"{shown}:{port}" + (f" {shown}:{portal_port}" if portal_port else "")
+
+    def shown(name):
+        return '[' + name + ']' if ':' in name else name
+    listen = f"{shown(host)}:{port}" + (f" {shown(portal_host or host)}:{portal_port}" if portal_port else "")
     try:
         server = waitress.create_server(app, listen=listen, threads=threads, ident="wispbill")
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {listen}: {exc.strerror or exc}") from None
-    click.echo(f"serving on http://{shown}:{port}" + (f" (portal on port {portal_port})" if portal_port else ""))
+    click.echo(f"serving on http://{shown(host)}:{port}"
+               + (f" (portal on {shown(portal_host or host)}:{portal_port})" if portal_port else ""))
     server.run()
 
 

@@ -232,11 +232,13 @@ def radtest(user: str, password: str, port: int) -> str:
 
 def test_provision_a_running_appliance_then_again_with_no_changes(tmp_path):
     ports = {"WISPBILL_HTTP_PORT": free_port(), "WISPBILL_HTTPS_PORT": free_port(), "WISPBILL_WEB_PORT": free_port(),
+             "WISPBILL_PORTAL_PORT": free_port(),
              "WISPBILL_RADIUS_AUTH_PORT": free_port(socket.SOCK_DGRAM),
              "WISPBILL_RADIUS_ACCT_PORT": free_port(socket.SOCK_DGRAM)}
     env = {k: v for k, v in os.environ.items() if not k.startswith("WISPBILL_")}
     env.update({k: str(v) for k, v in ports.items()})
-    env.update({"WISPBILL_SOURCE": str(ROOT), "WISPBILL_NO_SYSTEMD": "1", "WISPBILL_RADIUS_LISTEN": "127.0.0.1"})
+    env.update({"WISPBILL_SOURCE": str(ROOT), "WISPBILL_NO_SYSTEMD": "1", "WISPBILL_RADIUS_LISTEN": "127.0.0.1",
+                "WISPBILL_PORTAL_LISTEN": "127.0.0.1"})
 
     first, first_seconds = provision(env)
     changes(first)  # the summary line is there
@@ -286,6 +288,11 @@ def test_provision_a_running_appliance_then_again_with_no_changes(tmp_path):
         status, headers, body = wait_for("nginx", lambda: get(https + "/healthz"))
         assert status == 200 and json.loads(body)["database"]["ok"] is True, body
         assert "max-age" in headers.get("Strict-Transport-Security", "")
+        # The portal port, straight to the app: every other path goes to the "please pay" page.
+        portal = f"http://127.0.0.1:{ports['WISPBILL_PORTAL_PORT']}"
+        status, headers, _ = get(portal + "/news/today")
+        assert status == 302 and headers["Location"] == "/suspended"
+        assert get(portal + "/suspended")[0] == 200
         http = f"http://127.0.0.1:{ports['WISPBILL_HTTP_PORT']}"
         assert get(http + "/healthz")[0] == 200
         status, headers, _ = get(http + "/admin/?x=1")

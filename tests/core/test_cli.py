@@ -214,6 +214,8 @@ def test_init_creates_a_missing_data_dir(db_url, tmp_path, pm):
     (["plans", "add", "--code", "a", "--name", "A", "--kind", "internet", "--price", "1", "--currency", "USD",
       "--data-cap-mb", "9" * 19], 2, "too large"),
     (["serve", "--host", "no such host.invalid"], 2, "--host"),
+    (["serve", "--portal-port", "8081", "--portal-host", "no such host.invalid"], 2, "--portal-host"),
+    (["serve", "--portal-host", "0.0.0.0"], 2, "goes with --portal-port"),
 ])
 def test_out_of_range_input_is_refused_cleanly(cli, args, code, message):
     cli("migrate")
