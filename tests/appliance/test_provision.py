@@ -230,6 +230,28 @@ def radtest(user: str, password: str, port: int) -> str:
 
 # --- the test ----------------------------------------------------------------------------
 
+def subscriber() -> tuple[str, str, str]:
+    """A PPPoE subscriber on the test NAS, made through the CLI, and its rad* rows written.
+
+    Made before FreeRADIUS starts, since it reads the nas table then. Returns (tag, user, password).
+    """
+    tag = uuid.uuid4().hex[:8]
+    user, password = f"pppoe-{tag}", f"pw-{tag}-secret"
+    routers = json.loads(wispbill("routers", "list", "--json"))
+    if NAS_NAME not in {r["name"] for r in routers}:
+        wispbill("routers", "add", NAS_NAME, "--kind", "radius", "--host", "127.0.0.1",
+                 "--password-env", "NAS_SECRET", "--option", "coa_port=3799", env={"NAS_SECRET": NAS_SECRET})
+    customer = json.loads(wispbill("customers", "add", "--name", f"Appliance Test {tag}", "--currency", "USD",
+                                   "--json"))
+    wispbill("plans", "add", "--code", f"home-{tag}", "--name", "Home 10", "--kind", "internet", "--price", "20.00",
+             "--currency", "USD", "--download-kbps", "10000", "--upload-kbps", "2000")
+    service = json.loads(wispbill("services", "add", customer["account_number"], f"home-{tag}", "--json"))
+    wispbill("services", "network", str(service["id"]), "--router", NAS_NAME, "--access", "pppoe",
+             "--username", user, "--password-env", "PPP_PASSWORD", env={"PPP_PASSWORD": password})
+    wispbill("routers", "reconcile", NAS_NAME)
+    return tag, user, password
+
+
 def test_provision_a_running_appliance_then_again_with_no_changes(tmp_path):
     ports = {"WISPBILL_HTTP_PORT": free_port(), "WISPBILL_HTTPS_PORT": free_port(), "WISPBILL_WEB_PORT": free_port(),
              "WISPBILL_PORTAL_PORT": free_port(),
@@ -247,21 +269,7 @@ def test_provision_a_running_appliance_then_again_with_no_changes(tmp_path):
     assert Path("/var/lib/wispbill/secret_key").stat().st_uid == pwd.getpwnam("wispbill").pw_uid
     assert "secret_key" not in toml.replace("/secret_key", "")
 
-    # A subscriber on a RADIUS NAS, made before FreeRADIUS starts (it reads the nas table then).
-    tag = uuid.uuid4().hex[:8]
-    user, password = f"pppoe-{tag}", f"pw-{tag}-secret"
-    routers = json.loads(wispbill("routers", "list", "--json"))
-    if NAS_NAME not in {r["name"] for r in routers}:
-        wispbill("routers", "add", NAS_NAME, "--kind", "radius", "--host", "127.0.0.1",
-                 "--password-env", "NAS_SECRET", "--option", "coa_port=3799", env={"NAS_SECRET": NAS_SECRET})
-    customer = json.loads(wispbill("customers", "add", "--name", f"Appliance Test {tag}", "--currency", "USD",
-                                   "--json"))
-    wispbill("plans", "add", "--code", f"home-{tag}", "--name", "Home 10", "--kind", "internet", "--price", "20.00",
-             "--currency", "USD", "--download-kbps", "10000", "--upload-kbps", "2000")
-    service = json.loads(wispbill("services", "add", customer["account_number"], f"home-{tag}", "--json"))
-    wispbill("services", "network", str(service["id"]), "--router", NAS_NAME, "--access", "pppoe",
-             "--username", user, "--password-env", "PPP_PASSWORD", env={"PPP_PASSWORD": password})
-    wispbill("routers", "reconcile", NAS_NAME)
+    tag, user, password = subscriber()
 
     running: list[tuple[Unit, subprocess.Popen | None]] = []
     log = tmp_path / "units.log"
@@ -343,3 +351,48 @@ def test_provision_a_running_appliance_then_again_with_no_changes(tmp_path):
         for unit, process in reversed(running):
             unit.stop(process)
         print(log.read_text(errors="replace")[-6000:] if log.exists() else "")
+
+
+def test_provision_with_postgresql(tmp_path):
+    """``WISPBILL_DB=postgresql`` on a first run: a local database owned by the service user, used
+    by the web app and FreeRADIUS. The SQLite appliance of the other test is put back afterwards."""
+    ports = {"WISPBILL_HTTP_PORT": free_port(), "WISPBILL_HTTPS_PORT": free_port(), "WISPBILL_WEB_PORT": free_port(),
+             "WISPBILL_PORTAL_PORT": free_port(), "WISPBILL_RADIUS_AUTH_PORT": free_port(socket.SOCK_DGRAM),
+             "WISPBILL_RADIUS_ACCT_PORT": free_port(socket.SOCK_DGRAM)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WISPBILL_")}
+    env.update({k: str(v) for k, v in ports.items()})
+    env.update({"WISPBILL_SOURCE": str(ROOT), "WISPBILL_NO_SYSTEMD": "1", "WISPBILL_RADIUS_LISTEN": "127.0.0.1",
+                "WISPBILL_PORTAL_LISTEN": "127.0.0.1", "WISPBILL_DB": "postgresql"})
+    kept = {path: path.read_bytes() for path in (Path(CONFIG), Path("/etc/wispbill/admin-password")) if path.exists()}
+    for path in kept:
+        path.unlink()  # as on a new box: the database is chosen on the first run
+    running: list[tuple[Unit, subprocess.Popen | None]] = []
+    log = tmp_path / "units.log"
+    try:
+        first, _ = provision(env)
+        assert 'database_url = "postgresql://wispbill@/wispbill?host=/var/run/postgresql"' in Path(CONFIG).read_text()
+        _tag, user, password = subscriber()
+        for name in ("wispbill-web.service", "freeradius.service"):
+            unit = Unit(name)
+            if name == "freeradius.service":
+                assert unit.environment["WISPBILL_RADIUS_SQL"] == "postgresql"
+                assert "dbname=wispbill" in unit.environment["WISPBILL_RADIUS_PG_CONNINFO"]
+                mark = RADIUS_LOG.stat().st_size if RADIUS_LOG.exists() else 0
+            running.append((unit, unit.start(log)))
+            if name == "freeradius.service":
+                wait_for("FreeRADIUS", lambda: RADIUS_LOG.exists()
+                         and "Ready to process requests" in RADIUS_LOG.read_bytes()[mark:].decode(errors="replace"))
+        status, _, body = wait_for("the web app", lambda: get(f"http://127.0.0.1:{ports['WISPBILL_WEB_PORT']}/healthz"))
+        health = json.loads(body)
+        assert status == 200 and health["database"]["ok"] is True and health["database"]["backend"] == "postgresql", body
+        accepted = radtest(user, password, ports["WISPBILL_RADIUS_AUTH_PORT"])
+        assert "Received Access-Accept" in accepted, accepted + RADIUS_LOG.read_text()[-4000:]
+        second, _ = provision(env)
+        assert changes(second) == 0, second
+    finally:
+        for unit, process in reversed(running):
+            unit.stop(process)
+        for path, content in kept.items():
+            path.write_bytes(content)
+        print(log.read_text(errors="replace")[-4000:] if log.exists() else "")
+
