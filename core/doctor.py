@@ -117,16 +117,27 @@ def check_database(url: str) -> Check:
 
 @guarded("scheduler")
 def check_scheduler(now: dt.datetime | None = None) -> Check:
-    """Infer whether a scheduler is running from the event outbox it delivers.
+    """Whether a scheduler is running, from its lease, and whether it keeps up with the event outbox.
 
-    An event that has been due for more than five minutes and is still undelivered means
-    no scheduler is delivering events (warn); an event that used up its attempts will
-    never be delivered (fail).
+    No lease, or one that expired without being renewed, means no scheduler is running
+    (fail). An event that used up its attempts will never be delivered (fail); one that has
+    been due for more than five minutes and is still undelivered means the scheduler is not
+    keeping up (warn).
     """
+    from core import lease
     from core.events import MAX_ATTEMPTS
     from core.models import Event
+    from core.scheduler import LEASE_NAME
 
     now = now or utcnow()
+    held = lease.current(LEASE_NAME)
+    if held is None:
+        return Check("scheduler", "fail", "no scheduler has run yet: start wispbill scheduler "
+                                          "(on the appliance: systemctl start wispbill-scheduler)")
+    if held.expired:
+        return Check("scheduler", "fail", f"no scheduler is running: the lease of {held.holder} ran out "
+                                          f"{_age(now - held.expires_at)} ago (start wispbill scheduler)")
+    leader = f"{held.holder} holds the lease"
     undelivered = Event.dispatched_at.is_null()
     dead = list(Event.select(Event.id, Event.name).where(undelivered & (Event.attempts >= MAX_ATTEMPTS))
                 .order_by(Event.id).limit(6))
@@ -142,13 +153,13 @@ def check_scheduler(now: dt.datetime | None = None) -> Check:
         oldest = stale.select(peewee.fn.MIN(due)).scalar()
         if isinstance(oldest, str):  # SQLite hands back text from an expression
             oldest = dt.datetime.fromisoformat(oldest)
-        return Check("scheduler", "warn", f"{count} event(s) due but undelivered, oldest due {_age(now - oldest)} "
-                                          "ago: no scheduler seems to be running (start wispbill scheduler)")
+        return Check("scheduler", "warn", f"{leader}, but {count} event(s) are due and undelivered, oldest due "
+                                          f"{_age(now - oldest)} ago: see the scheduler's log")
     waiting = Event.select().where(undelivered).count()
     if waiting:
-        return Check("scheduler", "ok", f"event outbox: {waiting} event(s) waiting, none overdue by more than "
-                                        f"{_age(EVENT_STALE_AFTER)}")
-    return Check("scheduler", "ok", "event outbox: nothing waiting (liveness inferred from undelivered events)")
+        return Check("scheduler", "ok", f"{leader}; event outbox: {waiting} event(s) waiting, none overdue by "
+                                        f"more than {_age(EVENT_STALE_AFTER)}")
+    return Check("scheduler", "ok", f"{leader}; event outbox: nothing waiting")
 
 
 # --- routers --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from core.config import load_config
 from core.db import database
 from core.events import MAX_ATTEMPTS
 from core.models import Event, Router
+from core.scheduler import LEASE_NAME
 
 GIB = 1024 ** 3
 
@@ -52,14 +53,24 @@ def listening():
     server.close()
 
 
+def scheduler_running(seconds: float = 60) -> None:
+    """The lease as a running scheduler holds it."""
+    from core import lease
+
+    with database.connection_context():
+        assert lease.acquire(LEASE_NAME, "box:42:cafe", seconds)
+
+
 def test_migrated_empty_database_is_healthy(cli):
     assert cli("migrate").exit_code == 0
+    scheduler_running()
     result = cli("doctor")
     assert result.exit_code == 0, result.output
     found = statuses(result.output)
     assert list(found) == ["database", "scheduler", "routers", "freeradius", "disk", "backups", "clock"]
     assert found["database"] == "ok" and "(latest)" in lines_named(result.output, "database")
-    assert found["scheduler"] == "ok" and "nothing waiting" in result.output
+    assert found["scheduler"] == "ok" and "box:42:cafe holds the lease" in result.output
+    assert "nothing waiting" in result.output
     assert found["routers"] == "skip" and "no routers configured" in result.output
     assert found["freeradius"] == "skip" and "FreeRADIUS is not configured" in result.output
     assert found["disk"] in ("ok", "warn")  # depends on this machine's disk
@@ -100,6 +111,7 @@ def test_unreachable_database_is_one_fail_line(kind, tmp_path, pm):
 
 
 def test_routers_reachable_and_unreachable(db, cli, listening):
+    scheduler_running()
     Router.create(name="tower-north", kind="mikrotik", host="127.0.0.1", port=listening)
     Router.create(name="tower-spare", kind="mikrotik", host="127.0.0.1", port=closed_port(), active=False)
     Router.create(name="tower-noport", kind="mikrotik", host="127.0.0.1")
@@ -144,7 +156,19 @@ def test_backup_status_thresholds():
     assert doctor.backup_status(dt.timedelta(hours=73))[0] == "fail"
 
 
+def test_no_scheduler_fails_with_what_to_start(db, cli):
+    check = doctor.check_scheduler()
+    assert check.status == "fail" and "no scheduler has run yet" in check.message
+    scheduler_running(0.2)
+    time.sleep(0.4)
+    check = doctor.check_scheduler()
+    assert check.status == "fail" and "lease of box:42:cafe ran out" in check.message
+    result = cli("doctor")
+    assert result.exit_code == 1 and lines_named(result.output, "scheduler").startswith("fail")
+
+
 def test_old_undelivered_event_warns(db, cli):
+    scheduler_running()
     Event.create(name="invoice.issued", payload={}, created_at=utcnow() - dt.timedelta(minutes=2))
     assert doctor.check_scheduler().status == "ok"
     Event.create(name="payment.received", payload={}, created_at=utcnow() - dt.timedelta(minutes=20))
@@ -155,6 +179,7 @@ def test_old_undelivered_event_warns(db, cli):
 
 
 def test_event_waiting_for_its_retry_is_not_overdue(db):
+    scheduler_running()
     Event.create(name="invoice.issued", payload={}, created_at=utcnow() - dt.timedelta(hours=1), attempts=3,
                  next_attempt_at=utcnow() + dt.timedelta(minutes=10))
     check = doctor.check_scheduler()
@@ -162,6 +187,7 @@ def test_event_waiting_for_its_retry_is_not_overdue(db):
 
 
 def test_exhausted_event_fails_naming_it(db):
+    scheduler_running()
     event = Event.create(name="invoice.issued", payload={}, attempts=MAX_ATTEMPTS, last_error="boom")
     check = doctor.check_scheduler()
     assert check.status == "fail" and f"#{event.id} invoice.issued" in check.message
@@ -204,6 +230,7 @@ def test_a_broken_check_is_one_fail_line():
 
 def test_json_output(cli):
     cli("migrate")
+    scheduler_running()
     result = cli("doctor", "--json")
     assert result.exit_code == 0
     data = json.loads(result.output)
