@@ -249,6 +249,9 @@ if [ ! -x "$VENV/bin/wispbill" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != 
       --exclude='*.egg-info' --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis \
       --exclude=node_modules -cf - . | tar -C "$build" -xf -
   started=$SECONDS
+  # Out with the old first: a newer source may carry the same version number, which pip
+  # would take for the one installed and skip.
+  "$VENV/bin/pip" uninstall -q -y wispbill >/dev/null 2>&1 || true
   "$VENV/bin/pip" install -q --upgrade "$build"
   rm -rf "$build"
   echo "$wanted" > "$stamp"

@@ -17,6 +17,7 @@ import os
 import pwd
 import re
 import shlex
+import shutil
 import socket
 import ssl
 import subprocess
@@ -341,6 +342,19 @@ def test_provision_a_running_appliance_then_again_with_no_changes(tmp_path):
                 running.remove((unit, process))
         wispbill("restore", path, "--yes")
         assert json.loads(wispbill("customers", "list", "--limit", "100000", "--json")) == json.loads(listed)
+
+        # An upgrade: a newer source is installed over the old one, and the data stays.
+        newer = tmp_path / "newer-source"
+        shutil.copytree(ROOT, newer, ignore=shutil.ignore_patterns(".git", ".venv", "var", "build", "*.egg-info",
+                                                                    "__pycache__", ".pytest_cache", ".hypothesis"))
+        (newer / "core" / "upgrade_marker.py").write_text('"""A file only the newer source has."""\n')
+        upgraded, _ = provision(env | {"WISPBILL_SOURCE": str(newer)})
+        assert re.search(r"^provision: changed wispbill .* in /opt/wispbill/venv", upgraded, re.M), upgraded
+        marker = subprocess.run(["/opt/wispbill/venv/bin/python", "-c", "import core.upgrade_marker"],
+                                capture_output=True, text=True, timeout=60, cwd="/")  # not this tree's core
+        assert marker.returncode == 0, marker.stderr
+        assert json.loads(wispbill("customers", "list", "--limit", "100000", "--json")) == json.loads(listed)
+        assert changes(provision(env | {"WISPBILL_SOURCE": str(newer)})[0]) == 0
 
         # The log rotation configuration parses (debug mode changes nothing).
         rotate = subprocess.run(["logrotate", "-d", "/etc/logrotate.d/wispbill"], capture_output=True, text=True,
